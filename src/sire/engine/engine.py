@@ -1,0 +1,460 @@
+"""The run loop: drives one Execution from its first step to its outputs.
+
+A step starts the moment its last dependency finishes (no layers), bounded by the
+workflow's `max_concurrency` on running tool calls. Every transition goes through
+the Store before anything depends on it. A failed step lets independent branches
+finish, its dependents end `skipped`, and the execution fails. Cancelling `run`
+(Ctrl-C, SIGTERM) cancels running tool calls, puts their steps back to `pending`
+and leaves the execution `running`: resumable, never `cancelled`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sire.clock import Clock, SystemClock
+from sire.dispatch.dispatcher import DispatchContext, Dispatcher, ProgressCallback, ignore_progress
+from sire.engine.retry import backoff_delay
+from sire.engine.templating import Renderer, Secrets, compile_value, render
+from sire.errors import DispatchError, SireError, TemplateError
+from sire.model.durations import format_duration
+from sire.model.execution import Execution, ExecutionStatus, StepState, StepStatus
+from sire.model.workflow import Step, Workflow
+from sire.storage.base import Store
+
+_RUNNING = StepStatus.RUNNING
+_COMPLETED = StepStatus.COMPLETED
+_FAILED = StepStatus.FAILED
+_SKIPPED = StepStatus.SKIPPED
+
+
+class EngineObserver(Protocol):
+    """Sees every transition as it is persisted (the CLI's live progress)."""
+
+    def step_changed(self, execution: Execution, key: str, state: StepState) -> None: ...
+
+    def step_progress(
+        self,
+        execution: Execution,
+        key: str,
+        progress: float,
+        total: float | None,
+        message: str | None,
+    ) -> None: ...
+
+    def execution_changed(self, execution: Execution) -> None: ...
+
+
+class NullObserver:
+    """Sees nothing."""
+
+    def step_changed(self, execution: Execution, key: str, state: StepState) -> None:
+        return None
+
+    def step_progress(
+        self,
+        execution: Execution,
+        key: str,
+        progress: float,
+        total: float | None,
+        message: str | None,
+    ) -> None:
+        return None
+
+    def execution_changed(self, execution: Execution) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledStep:
+    params: Renderer | None
+    when: Renderer | None
+    for_each: Renderer | None
+
+
+class Engine:
+    """Runs executions of workflows through a Store and a Dispatcher.
+
+    One engine may drive many executions at once; it holds no per-execution state.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        *,
+        clock: Clock | None = None,
+        observer: EngineObserver | None = None,
+        secrets: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.clock = clock or SystemClock()
+        self.observer: EngineObserver = observer or NullObserver()
+        self.secrets = dict(secrets or {})
+        self.env = dict(env or {})
+        self._compiled: dict[str, dict[str, _CompiledStep]] = {}
+
+    async def run(self, workflow: Workflow, execution: Execution) -> Execution:
+        """Drive `execution` of `workflow` to its end and return it.
+
+        Steps already `completed` in `execution.step_states` are not run again: their
+        stored outputs feed their dependents. The execution must be in the store.
+
+        Raises:
+            StoreError: the store failed; the execution is left as stored.
+        """
+        return await _Run(self, workflow, execution).drive()
+
+    def compile(self, workflow: Workflow) -> dict[str, _CompiledStep]:
+        """Compile the templates of every step once per workflow definition."""
+        compiled = self._compiled.get(workflow.digest) if workflow.digest else None
+        if compiled is None:
+            compiled = {
+                step.id: _CompiledStep(
+                    params=compile_value(step.params, f"steps.{step.id}.with"),
+                    when=compile_value(step.when, f"steps.{step.id}.if"),
+                    for_each=compile_value(step.for_each, f"steps.{step.id}.for_each"),
+                )
+                for step in workflow.steps
+            }
+            if workflow.digest:
+                self._compiled[workflow.digest] = compiled
+        return compiled
+
+
+class _Run:
+    """The state of driving one execution; lives as long as `Engine.run`."""
+
+    def __init__(self, engine: Engine, workflow: Workflow, execution: Execution) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.dispatcher = engine.dispatcher
+        self.clock = engine.clock
+        self.observer = engine.observer
+        self.workflow = workflow
+        self.execution = execution
+        self.compiled = engine.compile(workflow)
+        self.steps = {step.id: step for step in workflow.steps}
+        self.dependents: dict[str, list[str]] = {step.id: [] for step in workflow.steps}
+        for step in workflow.steps:
+            for parent in step.depends:
+                self.dependents[parent].append(step.id)
+        self.waiting = {step.id: len(step.depends) for step in workflow.steps}
+        self.status_of: dict[str, StepStatus] = {}
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.context: dict[str, Any] = {
+            "inputs": execution.inputs,
+            "steps": self.outputs,
+            "secrets": Secrets(engine.secrets),
+            "env": engine.env,
+            "execution": {
+                "id": execution.id,
+                "workflow_id": execution.workflow_id,
+                "workspace": execution.workspace,
+            },
+        }
+        self.slots = asyncio.Semaphore(workflow.max_concurrency)
+        self.failed: list[str] = []
+        self.running = 0
+        self.retrying = 0
+        self.group: asyncio.TaskGroup | None = None
+
+    async def drive(self) -> Execution:
+        await self.set_status(ExecutionStatus.RUNNING)
+        try:
+            async with asyncio.TaskGroup() as group:
+                self.group = group
+                for step in self.workflow.steps:
+                    if self.waiting[step.id] == 0:
+                        self.spawn(step)
+        except asyncio.CancelledError:
+            # Interrupted, not cancelled: the execution stays `running` and resumable.
+            raise
+        if self.failed:
+            first = self.failed[0]
+            error = self.execution.step_states[first].error
+            await self.set_status(ExecutionStatus.FAILED, error=f"step '{first}' failed: {error}")
+            return self.execution
+        try:
+            outputs = self.render_outputs()
+        except TemplateError as exc:
+            await self.set_status(ExecutionStatus.FAILED, error=f"outputs: {exc}")
+            return self.execution
+        await self.set_status(ExecutionStatus.COMPLETED, outputs=outputs)
+        return self.execution
+
+    def spawn(self, step: Step) -> None:
+        assert self.group is not None
+        self.group.create_task(self.step_task(step), name=f"sire-step-{step.id}")
+
+    async def step_task(self, step: Step | None) -> None:
+        # A step whose completion readies exactly one dependent runs it in this same
+        # task: a chain costs one task in all, not one per step.
+        while step is not None:
+            status = await self.execute(step)
+            runnable = await self.finish(step, status)
+            step = runnable.pop() if runnable else None
+            for other in runnable:
+                self.spawn(other)
+
+    async def execute(self, step: Step) -> StepStatus:
+        stored = self.execution.step_states.get(step.id)
+        if stored is not None and stored.status is _COMPLETED:
+            self.outputs[step.id] = {"output": stored.output, "status": _COMPLETED}
+            return _COMPLETED
+        compiled = self.compiled[step.id]
+        try:
+            if step.when is not None and not render(compiled.when, step.when, self.context):
+                await self.record(step.id, StepState(_SKIPPED, error="'if' was false"))
+                self.outputs[step.id] = {"output": None, "status": _SKIPPED}
+                return _SKIPPED
+            if step.for_each is not None:
+                return await self.execute_for_each(step)
+            params = self.params(step, self.context)
+        except TemplateError as exc:
+            return await self.fail(step.id, str(exc))
+        status, output = await self.attempts(step, step.id, None, params)
+        self.outputs[step.id] = {"output": output, "status": status}
+        return status
+
+    async def execute_for_each(self, step: Step) -> StepStatus:
+        compiled = self.compiled[step.id]
+        items = render(compiled.for_each, step.for_each, self.context)
+        if not isinstance(items, list | tuple):
+            raise TemplateError(
+                f"steps.{step.id}.for_each: expected a list, got {type(items).__name__}"
+            )
+        started = self.clock.time()
+        await self.record(step.id, StepState(_RUNNING, started_at=started))
+        limit = asyncio.Semaphore(step.max_concurrency or self.workflow.max_concurrency)
+        results: list[Any] = [None] * len(items)
+        errors: dict[int, str] = {}
+
+        async def one(index: int, item: Any) -> None:
+            key = f"{step.id}/{index}"
+            stored = self.execution.step_states.get(key)
+            if stored is not None and stored.status is _COMPLETED:
+                results[index] = stored.output
+                return
+            async with limit:
+                try:
+                    params = self.params(step, {**self.context, "item": item, "index": index})
+                except TemplateError as exc:
+                    await self.record(key, StepState(_FAILED, error=str(exc)))
+                    errors[index] = str(exc)
+                    return
+                status, output = await self.attempts(step, key, index, params)
+            if status is _COMPLETED:
+                results[index] = output
+            else:
+                errors[index] = self.execution.step_states[key].error or status
+
+        async with asyncio.TaskGroup() as group:
+            for index, item in enumerate(items):
+                group.create_task(one(index, item), name=f"sire-step-{step.id}-{index}")
+        if errors:
+            first = min(errors)
+            error = f"{len(errors)} of {len(items)} items failed; item {first}: {errors[first]}"
+            self.outputs[step.id] = {"output": None, "status": _FAILED}
+            return await self.fail(step.id, error, started_at=started)
+        output = {"items": results}
+        await self.record(
+            step.id,
+            StepState(_COMPLETED, output, started_at=started, finished_at=self.clock.time()),
+        )
+        self.outputs[step.id] = {"output": output, "status": _COMPLETED}
+        return _COMPLETED
+
+    def params(self, step: Step, context: Mapping[str, Any]) -> dict[str, Any]:
+        if step.params is not None:
+            rendered = render(self.compiled[step.id].params, step.params, context)
+            return dict(rendered)
+        # No `with:`: the workflow inputs overlaid by the parents' outputs, in order.
+        params = dict(self.execution.inputs)
+        for parent in step.depends:
+            output = self.outputs[parent]["output"]
+            if isinstance(output, dict):
+                params.update(output)
+        return params
+
+    async def attempts(
+        self, step: Step, key: str, index: int | None, params: dict[str, Any]
+    ) -> tuple[StepStatus, Any]:
+        """Call the step's tool until it succeeds or its retry policy gives up."""
+        policy = step.retry
+        clock = self.clock
+        started = clock.time()
+        stored = self.execution.step_states.get(key)
+        attempt = stored.attempts + 1 if stored is not None else 1
+        idempotency_key = f"{self.execution.id}/{key}"
+        while True:
+            await self.record(key, StepState(_RUNNING, attempts=attempt, started_at=started))
+            ctx = DispatchContext(
+                execution_id=self.execution.id,
+                step_id=step.id,
+                item_index=index,
+                attempt=attempt,
+                deadline=None if step.timeout is None else clock.monotonic() + step.timeout,
+                idempotency_key=idempotency_key,
+                workspace=self.execution.workspace,
+                servers=self.workflow.servers,
+                report_progress=self.progress_reporter(key),
+            )
+            retryable = True
+            try:
+                async with self.slots:
+                    if step.timeout is None:
+                        output = await self.dispatcher.dispatch(ctx, step.tool, params)
+                    else:
+                        async with asyncio.timeout(step.timeout):
+                            output = await self.dispatcher.dispatch(ctx, step.tool, params)
+            except TimeoutError:
+                error = f"timed out after {format_duration(step.timeout or 0)}"
+            except DispatchError as exc:
+                error, retryable = str(exc), exc.retryable
+            except SireError as exc:
+                error, retryable = str(exc), False
+            except asyncio.CancelledError:
+                await self.record(key, StepState(attempts=attempt - 1, error="interrupted"))
+                raise
+            except Exception as exc:  # a dispatcher broke its contract: fail the step, not Sire
+                error, retryable = f"dispatcher error: {type(exc).__name__}: {exc}", False
+            else:
+                await self.record(
+                    key,
+                    StepState(
+                        _COMPLETED,
+                        output,
+                        attempts=attempt,
+                        started_at=started,
+                        finished_at=clock.time(),
+                    ),
+                )
+                return _COMPLETED, output
+            if not retryable or attempt >= policy.max_attempts:
+                return await self.fail(key, error, attempts=attempt, started_at=started), None
+            delay = backoff_delay(policy, attempt)
+            await self.record(
+                key,
+                StepState(
+                    StepStatus.RETRYING,
+                    error=error,
+                    attempts=attempt,
+                    next_attempt=clock.time() + delay,
+                    started_at=started,
+                ),
+            )
+            await clock.sleep(delay)
+            attempt += 1
+
+    async def fail(
+        self, key: str, error: str, *, attempts: int = 0, started_at: float | None = None
+    ) -> StepStatus:
+        stored = self.execution.step_states.get(key)
+        await self.record(
+            key,
+            StepState(
+                _FAILED,
+                error=error,
+                attempts=attempts or (stored.attempts if stored else 0),
+                started_at=started_at,
+                finished_at=self.clock.time(),
+            ),
+        )
+        return _FAILED
+
+    async def finish(self, step: Step, status: StepStatus) -> list[Step]:
+        """Count `step` as done; skip dependents that cannot run; return those that can."""
+        runnable: list[Step] = []
+        done = [(step, status)]
+        while done:
+            finished, finished_status = done.pop()
+            self.status_of[finished.id] = finished_status
+            if finished_status is _FAILED:
+                self.failed.append(finished.id)
+            for child_id in self.dependents[finished.id]:
+                self.waiting[child_id] -= 1
+                if self.waiting[child_id]:
+                    continue
+                child = self.steps[child_id]
+                reason = self.skip_reason(child)
+                if reason is None:
+                    runnable.append(child)
+                    continue
+                await self.record(child_id, StepState(_SKIPPED, error=reason))
+                self.outputs[child_id] = {"output": None, "status": _SKIPPED}
+                done.append((child, _SKIPPED))
+        return runnable
+
+    def skip_reason(self, step: Step) -> str | None:
+        parents = [(p, self.status_of[p]) for p in step.depends]
+        if step.needs_any:
+            if any(status is _COMPLETED for _, status in parents):
+                return None
+            return "no parent completed"
+        for parent, status in parents:
+            if status is not _COMPLETED:
+                return f"parent '{parent}' {status}"
+        return None
+
+    def progress_reporter(self, key: str) -> ProgressCallback:
+        observer, execution = self.observer, self.execution
+        if isinstance(observer, NullObserver):
+            return ignore_progress
+
+        def report(progress: float, total: float | None, message: str | None) -> None:
+            observer.step_progress(execution, key, progress, total, message)
+
+        return report
+
+    async def record(self, key: str, state: StepState) -> None:
+        states = self.execution.step_states
+        previous = states.get(key)
+        states[key] = state
+        await self.store.record_transition(self.execution.id, key, state)
+        self.observer.step_changed(self.execution, key, state)
+        await self.track(previous.status if previous else None, state.status)
+
+    async def track(self, old: StepStatus | None, new: StepStatus) -> None:
+        """Keep the execution `retrying` exactly while steps wait to retry and none runs."""
+        if old is new:
+            return
+        self.running += (new is _RUNNING) - (old is _RUNNING)
+        self.retrying += (new is StepStatus.RETRYING) - (old is StepStatus.RETRYING)
+        status = self.execution.status
+        if status is ExecutionStatus.RUNNING and self.retrying and not self.running:
+            await self.set_status(ExecutionStatus.RETRYING)
+        elif status is ExecutionStatus.RETRYING and (self.running or not self.retrying):
+            await self.set_status(ExecutionStatus.RUNNING)
+
+    async def set_status(
+        self,
+        status: ExecutionStatus,
+        *,
+        outputs: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        execution = self.execution
+        execution.status = status
+        execution.outputs = outputs if outputs is not None else execution.outputs
+        execution.error = error
+        execution.updated_at = self.clock.time()
+        await self.store.update_execution(execution.id, status, outputs=outputs, error=error)
+        self.observer.execution_changed(execution)
+
+    def render_outputs(self) -> dict[str, Any]:
+        outputs = self.workflow.outputs
+        if outputs is None:
+            # No `outputs:`: the outputs of the steps nothing depends on.
+            return {
+                step_id: self.outputs[step_id]["output"]
+                for step_id, children in self.dependents.items()
+                if not children and self.status_of.get(step_id) is _COMPLETED
+            }
+        rendered = render(compile_value(outputs, "outputs"), outputs, self.context)
+        return dict(rendered)

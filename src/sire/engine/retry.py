@@ -1,0 +1,22 @@
+"""Backoff: how long to wait before attempt n+1 (pure)."""
+
+from __future__ import annotations
+
+import random
+
+from sire.model.workflow import RetryPolicy
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, rand: random.Random | None = None) -> float:
+    """Seconds to wait after failed attempt `attempt` (1-based) before the next one.
+
+    `initial_interval * backoff ** (attempt - 1)`, capped at `max_interval`; jitter
+    takes a random fraction (at most `jitter`) off, so waits never exceed the cap.
+    """
+    try:
+        delay = min(policy.initial_interval * policy.backoff ** (attempt - 1), policy.max_interval)
+    except OverflowError:
+        delay = policy.max_interval
+    if policy.jitter:
+        delay *= 1.0 - policy.jitter * (rand or random).random()
+    return delay

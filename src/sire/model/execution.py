@@ -1,0 +1,92 @@
+"""Execution state: one run of a workflow, and the state of each of its steps (DESIGN §4)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class ExecutionStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED_EXECUTION
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED_STEP
+
+
+_FINISHED_EXECUTION = frozenset(
+    {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
+)
+_FINISHED_STEP = frozenset(
+    {StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepState:
+    """The state of one step, or of one item of a `for_each` step (key `step/index`).
+
+    Each transition replaces the whole value, and a store writes it atomically.
+    Times are seconds since the epoch.
+    """
+
+    status: StepStatus = StepStatus.PENDING
+    output: Any = None
+    error: str | None = None
+    attempts: int = 0
+    next_attempt: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(slots=True)
+class Execution:
+    """One run of a workflow. `step_states` is keyed by step id, and `id/index` for items."""
+
+    id: str
+    workflow_id: str
+    workflow_hash: str
+    status: ExecutionStatus = ExecutionStatus.PENDING
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    workspace: str = "."
+    step_states: dict[str, StepState] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_execution_id(now: float | None = None) -> str:
+    """A ULID: 26 characters, sortable by creation time, 80 random bits."""
+    millis = int((time.time() if now is None else now) * 1000)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, digit = divmod(value, 32)
+        chars.append(_CROCKFORD[digit])
+    return "".join(reversed(chars))

@@ -1,0 +1,378 @@
+"""YAML -> Workflow: parse keeping every node's line, validate, check the DAG, cache.
+
+Errors are `DefinitionError`s carrying file, line and path (`steps[2].needs[0]`).
+A validated workflow is cached by content hash under `$SIRE_HOME/cache`, so running
+an unchanged file imports neither PyYAML's parser nor pydantic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sire.errors import CycleError, DefinitionError
+from sire.model import expressions
+from sire.model.graph import find_cycle
+from sire.model.uri import ToolURI, URIError
+from sire.model.workflow import RetryPolicy, ServerSpec, Step, Workflow
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from sire.model.format import RetryDoc, StepDoc, WorkflowDoc
+
+MAX_NODES = 100_000
+MAX_BYTES = 4 * 1024 * 1024
+_CACHE_FORMAT = "1"
+
+
+def load_workflow(path: str | os.PathLike[str], *, cache_dir: Path | None = None) -> Workflow:
+    """Load and validate the workflow file at `path`.
+
+    Raises:
+        DefinitionError: the file is missing, unreadable or not a valid workflow.
+    """
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise DefinitionError("workflow file not found", file=source) from None
+    except OSError as exc:
+        raise DefinitionError(f"cannot read workflow file ({exc.strerror})", file=source) from None
+    if len(data) > MAX_BYTES:
+        raise DefinitionError(f"workflow file is larger than {MAX_BYTES} bytes", file=source)
+    digest = hashlib.sha256(data).hexdigest()
+    cached = _cache_path(cache_dir, digest)
+    if cached is not None:
+        workflow = _read_cache(cached)
+        if workflow is not None:
+            return _with_source(workflow, source)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(f"file is not UTF-8 (byte {exc.start})", file=source) from None
+    workflow = parse_workflow(text, source=source, digest=digest)
+    if cached is not None:
+        _write_cache(cached, workflow)
+    return workflow
+
+
+def parse_workflow(text: str, *, source: str | None = None, digest: str | None = None) -> Workflow:
+    """Validate workflow YAML `text`; `source` names it in errors.
+
+    Raises:
+        DefinitionError: `text` is not a valid workflow.
+    """
+    from pydantic import ValidationError
+
+    from sire.model.format import WorkflowDoc
+
+    data, lines = read_yaml(text, source=source)
+    if not isinstance(data, dict):
+        raise DefinitionError("a workflow must be a mapping with 'id' and 'steps'", file=source)
+    try:
+        doc = WorkflowDoc.model_validate(data)
+    except ValidationError as exc:
+        raise _located(exc, lines, source) from None
+    digest = digest or hashlib.sha256(text.encode()).hexdigest()
+    try:
+        return _build(doc, data, lines, source, digest)
+    except DefinitionError as exc:
+        raise exc.located(source, _line(lines, exc.path)) from None
+
+
+def read_yaml(text: str, *, source: str | None = None) -> tuple[Any, dict[str, int]]:
+    """Parse one YAML document into plain data and the line of every node by path.
+
+    Raises:
+        DefinitionError: the YAML is malformed, has duplicate keys or is too large.
+    """
+    import yaml
+
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_class(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else None
+            reason = exc.problem or exc.context or "malformed YAML"
+            raise DefinitionError(f"invalid YAML: {reason}", file=source, line=line) from None
+        except yaml.YAMLError as exc:
+            raise DefinitionError(f"invalid YAML: {exc}", file=source) from None
+        if node is None:
+            raise DefinitionError("the file is empty", file=source, line=1)
+        lines: dict[str, int] = {}
+        budget = [MAX_NODES]
+        data = _convert(loader, node, "", lines, budget, source)
+        return data, lines
+    finally:
+        loader.dispose()
+
+
+def _convert(
+    loader: Any, node: Any, path: str, lines: dict[str, int], budget: list[int], source: str | None
+) -> Any:
+    import yaml
+
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise DefinitionError(
+            f"document has more than {MAX_NODES} nodes (an alias bomb?)",
+            file=source,
+            line=node.start_mark.line + 1,
+        )
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                key = str(key) if isinstance(key, int | float | bool) else repr(key)
+            child = f"{path}.{key}" if path else key
+            if key in result:
+                raise DefinitionError(
+                    f"duplicate key '{key}'",
+                    file=source,
+                    line=key_node.start_mark.line + 1,
+                    path=child,
+                )
+            lines[child] = key_node.start_mark.line + 1
+            result[key] = _convert(loader, value_node, child, lines, budget, source)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _convert(loader, item, f"{path}[{i}]", lines, budget, source)
+            for i, item in enumerate(node.value)
+        ]
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        raise DefinitionError(
+            f"invalid YAML value: {exc}", file=source, line=node.start_mark.line + 1, path=path
+        ) from None
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    """`('steps', 2, 'needs', 0)` -> `steps[2].needs[0]`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _line(lines: Mapping[str, int], path: str) -> int | None:
+    while path:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    return lines.get("")
+
+
+def _located(exc: ValidationError, lines: Mapping[str, int], source: str | None) -> DefinitionError:
+    # A misspelt field shows up twice (unknown + missing): the unknown one says more.
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and "[" in p))
+    path = format_loc(loc)
+    kind = first["type"]
+    if kind == "missing":
+        reason = f"missing required field '{loc[-1]}'"
+        path = format_loc(loc[:-1])
+    elif kind == "extra_forbidden":
+        reason = f"unknown field '{loc[-1]}'"
+    elif kind == "string_pattern_mismatch" and loc and loc[-1] == "id":
+        reason = (
+            f"invalid id {first['input']!r} (letters, digits and '_', not starting with a digit)"
+        )
+        if len(loc) == 1:
+            reason = f"invalid workflow id {first['input']!r} (lowercase letters, digits, '_.-')"
+    else:
+        message = str(first["msg"]).removeprefix("Value error, ")
+        reason = message[:1].lower() + message[1:]
+    more = len(errors) - 1
+    if more:
+        reason += f" (and {more} more error{'s' if more > 1 else ''})"
+    line = lines.get(format_loc(loc)) if kind != "missing" else None
+    return DefinitionError(reason, file=source, line=line or _line(lines, path), path=path)
+
+
+def _retry(doc: RetryDoc | None, default: RetryPolicy) -> RetryPolicy:
+    if doc is None:
+        return default
+    return RetryPolicy(
+        max_attempts=doc.max_attempts,
+        initial_interval=doc.initial_interval,
+        backoff=doc.backoff,
+        max_interval=doc.max_interval,
+        jitter=doc.jitter,
+    )
+
+
+def _build(
+    doc: WorkflowDoc,
+    data: dict[str, Any],
+    lines: Mapping[str, int],
+    source: str | None,
+    digest: str,
+) -> Workflow:
+    ids: dict[str, int] = {}
+    for index, step in enumerate(doc.steps):
+        if step.id in ids:
+            raise DefinitionError(
+                f"duplicate step id '{step.id}' (first used by steps[{ids[step.id]}])",
+                path=f"steps[{index}].id",
+            )
+        ids[step.id] = index
+    default_retry = _retry(doc.defaults.retry, RetryPolicy())
+    steps = tuple(
+        _build_step(i, s, ids, doc, default_retry, data["steps"][i])
+        for i, s in enumerate(doc.steps)
+    )
+    deps = {step.id: step.depends for step in steps}
+    cycle = find_cycle(deps)
+    if cycle:
+        raise CycleError(cycle, path=f"steps[{ids[cycle[0]]}]")
+    if doc.outputs is not None:
+        _references(doc.outputs, "outputs", ids, doc, for_each=False)
+    return Workflow(
+        id=doc.id,
+        steps=steps,
+        description=doc.description,
+        inputs=doc.inputs,
+        servers={
+            name: ServerSpec(
+                url=s.url,
+                headers=s.headers,
+                command=tuple(s.command or ()),
+                env=s.env,
+                cwd=s.cwd,
+            )
+            for name, s in doc.servers.items()
+        },
+        outputs=doc.outputs,
+        max_concurrency=doc.max_concurrency,
+        digest=digest,
+        source=source,
+        lines=dict(lines),
+    )
+
+
+def _build_step(
+    index: int,
+    step: StepDoc,
+    ids: Mapping[str, int],
+    doc: WorkflowDoc,
+    default_retry: RetryPolicy,
+    raw: dict[str, Any],
+) -> Step:
+    here = f"steps[{index}]"
+    try:
+        tool = ToolURI.parse(step.tool)
+    except URIError as exc:
+        raise DefinitionError(str(exc), path=f"{here}.tool") from None
+    for n, need in enumerate(step.needs):
+        if need not in ids:
+            raise DefinitionError(f"unknown step '{need}' in needs", path=f"{here}.needs[{n}]")
+        if need == step.id:
+            raise DefinitionError("a step cannot need itself", path=f"{here}.needs[{n}]")
+    refs: list[str] = []
+    for key in ("with", "if", "for_each"):
+        if raw.get(key) is not None:
+            per_item = key == "with" and step.for_each is not None
+            refs += _references(raw[key], f"{here}.{key}", ids, doc, per_item)
+    for ref in refs:
+        if ref == step.id:
+            raise DefinitionError(f"step '{step.id}' reads its own output", path=here)
+    if step.max_concurrency is not None and step.for_each is None:
+        raise DefinitionError("max_concurrency on a step needs for_each", path=f"{here}")
+    return Step(
+        id=step.id,
+        tool=tool,
+        params=step.with_,
+        needs=tuple(step.needs),
+        depends=tuple(dict.fromkeys([*step.needs, *sorted(set(refs), key=ids.__getitem__)])),
+        needs_any=step.needs_any,
+        when=step.if_,
+        for_each=step.for_each,
+        max_concurrency=step.max_concurrency,
+        retry=_retry(step.retry, default_retry),
+        timeout=step.timeout if step.timeout is not None else doc.defaults.timeout,
+        input_schema=step.input_schema,
+        output_schema=step.output_schema,
+        description=step.description,
+    )
+
+
+def _references(
+    value: object, path: str, ids: Mapping[str, int], doc: WorkflowDoc, for_each: bool
+) -> list[str]:
+    """Check every template under `value`; return the step ids they read."""
+    allowed = expressions.CONTEXT_NAMES | (expressions.ITEM_NAMES if for_each else frozenset())
+    found: list[str] = []
+    for where, text in expressions.strings(value, path):
+        try:
+            refs = expressions.references(expressions.normalize(text))
+        except expressions.TemplateSyntaxError as exc:
+            raise DefinitionError(str(exc), path=where) from None
+        unknown = sorted(refs.names - allowed)
+        if unknown:
+            raise DefinitionError(
+                f"unknown name '{unknown[0]}' in template (known: {', '.join(sorted(allowed))})",
+                path=where,
+            )
+        for step_id in sorted(refs.steps):
+            if step_id not in ids:
+                raise DefinitionError(f"template reads unknown step '{step_id}'", path=where)
+        for name in sorted(refs.inputs):
+            if name not in doc.inputs:
+                raise DefinitionError(f"template reads undeclared input '{name}'", path=where)
+        found += refs.steps
+    return found
+
+
+def _cache_path(cache_dir: Path | None, digest: str) -> Path | None:
+    if cache_dir is None:
+        return None
+    from sire import __version__
+
+    return cache_dir / f"{digest}-{__version__}-{_CACHE_FORMAT}.pickle"
+
+
+def _read_cache(path: Path) -> Workflow | None:
+    try:
+        with open(path, "rb") as f:
+            workflow = pickle.load(f)
+    except Exception:  # a missing, stale or corrupt cache entry is only a miss
+        return None
+    return workflow if isinstance(workflow, Workflow) else None
+
+
+def _write_cache(path: Path, workflow: Workflow) -> None:
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            pickle.dump(workflow, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:  # a read-only or full $SIRE_HOME only costs the next start its speed
+        tmp.unlink(missing_ok=True)
+
+
+def _with_source(workflow: Workflow, source: str) -> Workflow:
+    if workflow.source == source:
+        return workflow
+    from dataclasses import replace
+
+    return replace(workflow, source=source)
