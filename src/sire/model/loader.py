@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+from functools import lru_cache
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,8 +95,7 @@ def read_yaml(text: str, *, source: str | None = None) -> tuple[Any, dict[str, i
     """
     import yaml
 
-    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_class(text)
+    loader = _loader_class()(text)
     try:
         try:
             node = loader.get_single_node()
@@ -116,6 +116,27 @@ def read_yaml(text: str, *, source: str | None = None) -> tuple[Any, dict[str, i
         loader.dispose()
 
 
+@lru_cache(maxsize=1)
+def _loader_class() -> Any:
+    """PyYAML's safe loader with YAML 1.2 booleans: only true/false, so `on:` is a key."""
+    import re
+
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    resolvers = {
+        first: [(tag, rx) for tag, rx in entries if tag != "tag:yaml.org,2002:bool"]
+        for first, entries in base.yaml_implicit_resolvers.items()
+    }
+    loader = type("SireLoader", (base,), {"yaml_implicit_resolvers": resolvers})
+    loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool",
+        re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list("tTfF"),
+    )
+    return loader
+
+
 def _convert(
     loader: Any, node: Any, path: str, lines: dict[str, int], budget: list[int], source: str | None
 ) -> Any:
@@ -133,9 +154,14 @@ def _convert(
         loader.flatten_mapping(node)
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
-                key = str(key) if isinstance(key, int | float | bool) else repr(key)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise DefinitionError(
+                    "mapping keys must be plain strings",
+                    file=source,
+                    line=key_node.start_mark.line + 1,
+                    path=path,
+                )
+            key = key_node.value
             child = f"{path}.{key}" if path else key
             if key in result:
                 raise DefinitionError(
@@ -235,6 +261,7 @@ def _build(
                 path=f"steps[{index}].id",
             )
         ids[step.id] = index
+    _check_input_schemas(doc)
     default_retry = _retry(doc.defaults.retry, RetryPolicy())
     steps = tuple(
         _build_step(i, s, ids, doc, default_retry, data["steps"][i])
@@ -267,6 +294,18 @@ def _build(
         source=source,
         lines=dict(lines),
     )
+
+
+def _check_input_schemas(doc: WorkflowDoc) -> None:
+    import fastjsonschema
+
+    for name, schema in doc.inputs.items():
+        try:
+            fastjsonschema.compile(schema)
+        except fastjsonschema.JsonSchemaDefinitionException as exc:
+            raise DefinitionError(
+                f"input '{name}' has an invalid JSON Schema ({exc})", path=f"inputs.{name}"
+            ) from None
 
 
 def _build_step(

@@ -1,0 +1,167 @@
+"""Configuration: `$SIRE_HOME/config.yaml`, overridden by environment variables (DESIGN §8).
+
+Read at the edges (CLI, server, agent), never by the engine. Command-line flags
+override what this returns. Without a config file nothing is imported to read it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sire.errors import ConfigError
+from sire.model.workflow import ServerSpec
+
+DEFAULT_MAX_PAYLOAD = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Settings for one Sire process.
+
+    Attributes:
+        home: `$SIRE_HOME`, default `~/.sire`.
+        db_url: the store URL (`--db`, `SIRE_DB`, `store.url`), None for the default.
+        servers: named MCP servers, below a workflow's own `servers:`.
+        exec_allow: executables the `exec` tool may run (empty: `exec` is off).
+        env_allow: environment variables templates may read as `env.NAME`.
+        http_allow_hosts: hosts `http.request` may reach (None: any).
+        max_payload_bytes: the largest input or output a tool may take or give.
+    """
+
+    home: Path
+    db_url: str | None = None
+    servers: Mapping[str, ServerSpec] = field(default_factory=dict)
+    exec_allow: tuple[str, ...] = ()
+    env_allow: tuple[str, ...] = ()
+    http_allow_hosts: tuple[str, ...] | None = None
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    def template_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The allow-listed environment variables, as templates see them."""
+        environ = os.environ if environ is None else environ
+        return {name: environ[name] for name in self.env_allow if name in environ}
+
+
+def sire_home(environ: Mapping[str, str] | None = None) -> Path:
+    """`$SIRE_HOME`, or `~/.sire`."""
+    environ = os.environ if environ is None else environ
+    home = environ.get("SIRE_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".sire"
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> Config:
+    """Read `$SIRE_HOME/config.yaml` (if any) and apply environment overrides.
+
+    Raises:
+        ConfigError: the file is unreadable or a setting has the wrong shape.
+    """
+    environ = os.environ if environ is None else environ
+    home = sire_home(environ)
+    path = home / "config.yaml"
+    data: dict[str, Any] = {}
+    if path.exists():
+        data = _read(path)
+    reader = _Reader(str(path), data)
+    servers = {
+        name: _server(reader, f"servers.{name}", spec)
+        for name, spec in reader.mapping("servers").items()
+    }
+    hosts = reader.strings("http.allow_hosts", missing=None)
+    return Config(
+        home=home,
+        db_url=environ.get("SIRE_DB") or reader.string("store.url"),
+        servers=servers,
+        exec_allow=reader.strings("exec.allow") or (),
+        env_allow=reader.strings("templates.env") or (),
+        http_allow_hosts=hosts,
+        max_payload_bytes=reader.integer("limits.max_payload_bytes", DEFAULT_MAX_PAYLOAD),
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: the config file is not valid YAML ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config file must be a mapping")
+    return data
+
+
+class _Reader:
+    """Typed reads of dotted keys, each failure one sentence naming the file and key."""
+
+    def __init__(self, source: str, data: Mapping[str, Any]) -> None:
+        self.source = source
+        self.data = data
+
+    def _get(self, key: str) -> Any:
+        node: Any = self.data
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def _fail(self, key: str, expected: str) -> ConfigError:
+        return ConfigError(f"{self.source}: '{key}' must be {expected}")
+
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        value = self._get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self._fail(key, "a mapping")
+        return value
+
+    def string(self, key: str) -> str | None:
+        value = self._get(key)
+        if value is not None and not isinstance(value, str):
+            raise self._fail(key, "a string")
+        return value
+
+    def strings(self, key: str, missing: tuple[str, ...] | None = ()) -> tuple[str, ...] | None:
+        value = self._get(key)
+        if value is None:
+            return missing
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._fail(key, "a list of strings")
+        return tuple(value)
+
+    def integer(self, key: str, default: int) -> int:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise self._fail(key, "a positive integer")
+        return value
+
+
+def _server(reader: _Reader, key: str, spec: Any) -> ServerSpec:
+    if not isinstance(spec, Mapping):
+        raise reader._fail(key, "a mapping with 'url' or 'command'")
+    url = reader.string(f"{key}.url")
+    command = reader.strings(f"{key}.command", missing=None)
+    if (url is None) == (command is None):
+        raise reader._fail(key, "a mapping with exactly one of 'url' or 'command'")
+    return ServerSpec(
+        url=url,
+        headers=dict(reader.mapping(f"{key}.headers")),
+        command=command or (),
+        env=dict(reader.mapping(f"{key}.env")),
+        cwd=reader.string(f"{key}.cwd"),
+    )
