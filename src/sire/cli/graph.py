@@ -16,6 +16,7 @@ def render_graph(workflow: Workflow, fmt: str = "text") -> str:
 def _text(workflow: Workflow) -> str:
     deps = {step.id: step.depends for step in workflow.steps}
     lines = [f"{workflow.id}: {len(workflow.steps)} steps"]
+    width = max(len(step.id) for step in workflow.steps)
     for number, layer in enumerate(layers(deps), start=1):
         lines.append(f"layer {number}:")
         for step_id in layer:
@@ -30,7 +31,7 @@ def _text(workflow: Workflow) -> str:
                 )
                 if on
             )
-            lines.append(f"  {step_id}  {step.tool}{marks}{after}")
+            lines.append(f"  {step_id:<{width}}  {step.tool}{marks}{after}")
     return "\n".join(lines)
 
 

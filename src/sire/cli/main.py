@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import traceback
 from collections.abc import Sequence
 
 EXIT_INVALID = 2
@@ -55,6 +54,8 @@ def _run(args: list[str], *, verbose: bool, as_json: bool) -> int:
         from sire.errors import DefinitionError, SireError
 
         if verbose:
+            import traceback
+
             traceback.print_exc()
         if isinstance(exc, SireError):
             extra = (

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-_SINGLE = re.compile(r"\A\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*\Z", re.S)
+_SINGLE = re.compile(r"\A\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\Z", re.S)
 _BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _DOT_SECRETS = re.compile(r"(?<![\w.\])}'\"])\.(secrets)\b")
 

@@ -77,6 +77,8 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, An
     for name in given:
         if name not in workflow.inputs:
             raise InputError(_unknown(workflow, name))
+    if not workflow.inputs:
+        return {}
     validate = _validator(json.dumps(workflow.inputs, sort_keys=True))
     try:
         result: dict[str, Any] = validate(dict(given))

@@ -1,0 +1,1 @@
+"""Tests of `sire.model`: the workflow format, loader, URIs, graph, durations and templates."""
