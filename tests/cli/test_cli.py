@@ -42,10 +42,10 @@ def write(tmp_path: Path) -> Any:
     return write
 
 
-def test_run_prints_the_execution_id_first_and_the_outputs_last(
-    sire: Any, tmp_path: Path
-) -> None:
-    result = sire("run", str(EXAMPLES / "hello.yaml"), "-i", "name=Ada", "--workspace", str(tmp_path))
+def test_run_prints_the_execution_id_first_and_the_outputs_last(sire: Any, tmp_path: Path) -> None:
+    result = sire(
+        "run", str(EXAMPLES / "hello.yaml"), "-i", "name=Ada", "--workspace", str(tmp_path)
+    )
     assert result.code == 0, result.err
     lines = result.out.splitlines()
     assert lines[0].startswith("execution ")
@@ -310,9 +310,7 @@ def test_the_fan_out_example_joins_its_branches(sire: Any, tmp_path: Path) -> No
     }
 
 
-def test_the_files_example_writes_and_reads_one_file_per_item(
-    sire: Any, tmp_path: Path
-) -> None:
+def test_the_files_example_writes_and_reads_one_file_per_item(sire: Any, tmp_path: Path) -> None:
     doc = sire("run", str(EXAMPLES / "files.yaml"), "--json", "--workspace", str(tmp_path)).json()
     assert doc["outputs"]["words"] == 21
     files = doc["outputs"]["files"]

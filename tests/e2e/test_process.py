@@ -41,9 +41,7 @@ def test_readme_quick_start_names_the_two_commands() -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_run_exits_130_and_says_it_is_resumable(
-    tmp_path: Path, signum: int
-) -> None:
+def test_an_interrupted_run_exits_130_and_says_it_is_resumable(tmp_path: Path, signum: int) -> None:
     workflow = tmp_path / "slow.yaml"
     workflow.write_text(
         textwrap.dedent("""

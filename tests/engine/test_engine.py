@@ -37,6 +37,7 @@ class Recorder:
         self.contexts: dict[str, DispatchContext] = {}
         self.gates: dict[str, asyncio.Event] = {}
         self.started: dict[str, asyncio.Event] = {}
+        self.finished: dict[str, asyncio.Event] = {}
         self.failures: dict[str, int] = {}
         self.running = 0
         self.max_running = 0
@@ -44,6 +45,10 @@ class Recorder:
         self.server = InProcessServer("test")
         self.server.add_tool(self.work, name="work")
         self.server.add_tool(self.echo, name="echo")
+
+    def done(self, name: str) -> asyncio.Event:
+        """An event set when the call labelled `name` returns or raises."""
+        return self.finished.setdefault(name, asyncio.Event())
 
     def gate(self, name: str) -> asyncio.Event:
         self.started[name] = asyncio.Event()
@@ -77,6 +82,8 @@ class Recorder:
             raise
         finally:
             self.running -= 1
+            if label in self.finished:
+                self.finished[label].set()
         self.events.append(f"end {label}")
         return {"by": label, "value": value}
 
@@ -132,10 +139,10 @@ async def test_a_step_starts_when_its_own_dependencies_finish_not_its_layer(
           - {id: after_both, tool: "sire:local/work", needs: [slow, fast]}
     """)
     gate = tools.gate("slow")
+    after_fast = tools.done("after_fast")
 
     async def release_slow_after_after_fast() -> None:
-        while "end after_fast" not in tools.events:
-            await asyncio.sleep(0)
+        await after_fast.wait()
         gate.set()
 
     async with asyncio.TaskGroup() as group:
@@ -315,10 +322,10 @@ async def test_a_failed_step_fails_the_execution_after_independent_branches_fini
     """)
     tools.failures["broken"] = 1
     gate = tools.gate("independent")
+    broken = tools.done("broken")
 
     async def release_after_failure() -> None:
-        while "broken" not in execution_failed_steps(store):
-            await asyncio.sleep(0)
+        await broken.wait()
         gate.set()
 
     store = MemoryStore()
@@ -336,15 +343,6 @@ async def test_a_failed_step_fails_the_execution_after_independent_branches_fini
     assert execution.error == "step 'broken' failed: broken broke"
     stored = await store.get_execution(execution.id)
     assert stored.status is ExecutionStatus.FAILED
-
-
-def execution_failed_steps(store: MemoryStore) -> set[str]:
-    return {
-        key
-        for execution in store._executions.values()
-        for key, state in execution.step_states.items()
-        if state.status is StepStatus.FAILED
-    }
 
 
 async def test_a_step_that_exceeds_its_timeout_fails_and_its_call_is_cancelled(
@@ -415,7 +413,7 @@ async def test_a_waiting_retry_is_persisted_as_retrying_with_its_next_attempt(
     await run(wf, store=store, clock=clock)
     retrying = [(s, e) for s, e in seen if s.status is StepStatus.RETRYING]
     assert len(retrying) == 1
-    state, execution_status = retrying[0]
+    state, _ = retrying[0]
     assert state.next_attempt == 102.0
     assert state.error == "flaky broke"
     assert store.statuses == [

@@ -118,7 +118,7 @@ async def test_sleep_accepts_seconds_or_a_duration(
     assert await call("sleep", {"seconds": seconds}) == {"slept": pytest.approx(slept)}
 
 
-@pytest.mark.parametrize("seconds", [-1, "soon", "-5s"])
+@pytest.mark.parametrize("seconds", [-1, "soon", "-5s", "nan", "inf"])
 async def test_sleep_refuses_negative_or_malformed_durations(
     call: Call, seconds: float | str
 ) -> None:

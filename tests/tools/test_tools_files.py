@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -230,3 +231,28 @@ async def test_file_tools_accept_a_workspace_that_is_itself_a_symlink(
     )
 
     assert (workspace / "x.txt").read_text() == "ok"
+
+
+async def test_file_read_refuses_a_named_pipe_without_waiting_for_a_writer(
+    call: Call, workspace: Path
+) -> None:
+    os.mkfifo(workspace / "pipe")
+
+    with pytest.raises(ToolError, match="'pipe' is a special file"):
+        await call("file.read", {"path": "pipe"})
+
+
+async def test_file_write_refuses_a_named_pipe_without_waiting_for_a_reader(
+    call: Call, workspace: Path
+) -> None:
+    os.mkfifo(workspace / "pipe")
+
+    with pytest.raises(ToolError, match="'pipe'"):
+        await call("file.write", {"path": "pipe", "content": "x"})
+
+
+async def test_file_read_refuses_a_directory(call: Call, workspace: Path) -> None:
+    (workspace / "dir").mkdir()
+
+    with pytest.raises(ToolError, match="'dir' is a directory"):
+        await call("file.read", {"path": "dir"})

@@ -261,3 +261,19 @@ async def test_http_request_timeout_is_a_transport_error(call: Call, server: str
 async def test_http_request_headers_must_be_strings(call: Call, server: str) -> None:
     with pytest.raises(ToolInputError, match="headers"):
         await call("http.request", {"url": f"{server}/json", "headers": {"X-N": 1}})
+
+
+async def test_http_request_refuses_a_malformed_method(call: Call, server: str) -> None:
+    with pytest.raises(ToolError, match="is not an HTTP method"):
+        await call("http.request", {"url": f"{server}/echo", "method": "GET /x HTTP/1.1\r\n"})
+
+
+async def test_http_request_errors_do_not_repeat_a_password_from_the_url(call: Call) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    with pytest.raises(TransportError) as caught:
+        await call("http.request", {"url": f"http://user:hunter2@127.0.0.1:{port}/"})
+
+    assert "hunter2" not in str(caught.value)

@@ -59,7 +59,9 @@ def run(
     file: Annotated[Path, typer.Argument(help="The workflow file.", show_default=False)],
     inputs: Annotated[
         list[str] | None,
-        typer.Option("--input", "-i", help="An input, name=value (repeatable).", show_default=False),
+        typer.Option(
+            "--input", "-i", help="An input, name=value (repeatable).", show_default=False
+        ),
     ] = None,
     inputs_file: Annotated[
         Path | None, typer.Option("--inputs-file", help="Inputs from a YAML or JSON file.")
@@ -248,9 +250,7 @@ def validate(
 @workflow_app.command("graph")
 def graph(
     file: Annotated[Path, typer.Argument(help="The workflow file.", show_default=False)],
-    fmt: Annotated[
-        str, typer.Option("--format", "-f", help="text, mermaid or dot.")
-    ] = "text",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text, mermaid or dot.")] = "text",
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ) -> None:
@@ -304,4 +304,3 @@ def tool_list(as_json: JsonFlag = False, verbose: VerboseFlag = False) -> None:
         required = set(tool["inputSchema"].get("required", []))
         args = ", ".join(f"{n}{'' if n in required else '?'}" for n in props) or "..."
         print(f"sire:local/{tool['name']:<{width}}  ({args})  {tool['description']}")
-

@@ -112,14 +112,13 @@ def _accept(value: Any) -> Any:
 
 def _compile(schema: Schema) -> _Validator:
     """A validator for `schema`; one that accepts any object costs nothing to build or run."""
-    if schema.get("additionalProperties", True) is True and set(schema) <= {
-        "type",
-        "properties",
-        "additionalProperties",
-        "description",
-    }:
-        if not schema.get("properties"):
-            return _accept  # arguments and outputs are always objects already
+    accepts_any_object = (
+        schema.get("additionalProperties", True) is True
+        and not schema.get("properties")
+        and set(schema) <= {"type", "properties", "additionalProperties", "description"}
+    )
+    if accepts_any_object:
+        return _accept  # arguments and outputs are always objects already
     import fastjsonschema
 
     validate: _Validator = fastjsonschema.compile(schema)

@@ -11,6 +11,7 @@ and leaves the execution `running`: resumable, never `cancelled`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -158,7 +159,13 @@ class _Run:
                 "workspace": execution.workspace,
             },
         }
-        self.slots = asyncio.Semaphore(workflow.max_concurrency)
+        # Bounding running calls costs a semaphore per call: skip it when it cannot bind.
+        self.slots: contextlib.AbstractAsyncContextManager[Any] = (
+            contextlib.nullcontext()
+            if len(workflow.steps) <= workflow.max_concurrency
+            and not any(step.for_each for step in workflow.steps)
+            else asyncio.Semaphore(workflow.max_concurrency)
+        )
         self.failed: list[str] = []
         self.running = 0
         self.retrying = 0
@@ -418,12 +425,13 @@ class _Run:
         states[key] = state
         await self.store.record_transition(self.execution.id, key, state)
         self.observer.step_changed(self.execution, key, state)
-        await self.track(previous.status if previous else None, state.status)
-
-    async def track(self, old: StepStatus | None, new: StepStatus) -> None:
-        """Keep the execution `retrying` exactly while steps wait to retry and none runs."""
-        if old is new:
+        old = previous.status if previous is not None else None
+        new = state.status
+        if old is new or not (self.retrying or new is StepStatus.RETRYING):
+            if old is not new:
+                self.running += (new is _RUNNING) - (old is _RUNNING)
             return
+        # Keep the execution `retrying` exactly while steps wait to retry and none runs.
         self.running += (new is _RUNNING) - (old is _RUNNING)
         self.retrying += (new is StepStatus.RETRYING) - (old is StepStatus.RETRYING)
         status = self.execution.status

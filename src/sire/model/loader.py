@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-from functools import lru_cache
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,7 +128,7 @@ def _loader_class() -> Any:
         first: [(tag, rx) for tag, rx in entries if tag != "tag:yaml.org,2002:bool"]
         for first, entries in base.yaml_implicit_resolvers.items()
     }
-    loader = type("SireLoader", (base,), {"yaml_implicit_resolvers": resolvers})
+    loader: Any = type("SireLoader", (base,), {"yaml_implicit_resolvers": resolvers})
     loader.add_implicit_resolver(
         "tag:yaml.org,2002:bool",
         re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),

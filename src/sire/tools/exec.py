@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypedDict
 
@@ -199,7 +200,7 @@ async def _drain(proc: Process, reader: StreamReader, limit: int) -> bytes | Non
 def _kill(proc: Process) -> None:
     """SIGKILL the program's process group (the program and its children)."""
     try:
-        os.killpg(proc.pid, 9)
+        os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     except AttributeError:  # no process groups (Windows)

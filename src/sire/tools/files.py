@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypedDict
 
@@ -13,6 +14,8 @@ from sire.errors import ToolError
 if TYPE_CHECKING:
     from sire.dispatch.inprocess import InProcessServer
     from sire.tools import ToolSettings
+
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 #: Files up to this size are read and written on the event loop (it takes microseconds).
 INLINE_BYTES = 1024 * 1024
@@ -66,6 +69,16 @@ def confine(workspace: str, path: str, tool: str) -> tuple[str, str]:
     return relative, real
 
 
+def _ensure_regular(fd: int, relative: str, tool: str) -> None:
+    """Close `fd` and refuse it unless it is a regular file (not a directory, pipe or device)."""
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISREG(mode):
+        return
+    os.close(fd)
+    kind = "a directory" if stat.S_ISDIR(mode) else "a special file"
+    raise ToolError(f"{tool}: {relative!r} is {kind}, not a regular file")
+
+
 def _inside(root: str, real: str) -> bool:
     return real == root or os.path.commonpath([root, real]) == root
 
@@ -91,20 +104,12 @@ def read_tool(max_bytes: int) -> Callable[..., Awaitable[ReadOutput]]:
         relative, real = confine(ctx.workspace, path, "file.read")
         try:
             size = os.stat(real).st_size
-            if size <= INLINE_BYTES:
-                data = _read(real, max_bytes)
-            else:
-                data = await asyncio.to_thread(_read, real, max_bytes)
-        except (FileNotFoundError, NotADirectoryError):
-            raise ToolError(f"file.read: {relative!r} does not exist in the workspace") from None
-        except IsADirectoryError:
-            raise ToolError(f"file.read: {relative!r} is a directory, not a file") from None
-        except PermissionError:
-            raise ToolError(f"file.read: {relative!r} is not readable") from None
-        if data is None:
-            raise ToolError(
-                f"file.read: {relative!r} is larger than the {max_bytes}-byte read limit"
-            )
+        except OSError:
+            size = 0  # `_read` says what is wrong
+        if size <= INLINE_BYTES:
+            data = _read(real, relative, max_bytes)
+        else:
+            data = await asyncio.to_thread(_read, real, relative, max_bytes)
         try:
             content = data.decode(encoding)
         except LookupError:
@@ -118,11 +123,27 @@ def read_tool(max_bytes: int) -> Callable[..., Awaitable[ReadOutput]]:
     return file_read
 
 
-def _read(real: str, max_bytes: int) -> bytes | None:
-    """The file's bytes, or None when it holds more than `max_bytes`."""
-    with open(real, "rb") as f:
+def _read(real: str, relative: str, max_bytes: int) -> bytes:
+    """The bytes of the regular file at `real`.
+
+    Raises:
+        ToolError: it does not exist, is not a readable regular file, or is over `max_bytes`.
+    """
+    try:
+        # O_NONBLOCK: opening a named pipe must not wait for a writer.
+        fd = os.open(real, os.O_RDONLY | _NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ToolError(f"file.read: {relative!r} does not exist in the workspace") from None
+    except PermissionError:
+        raise ToolError(f"file.read: {relative!r} is not readable") from None
+    except OSError as exc:
+        raise ToolError(f"file.read: cannot open {relative!r}: {exc.strerror}") from None
+    _ensure_regular(fd, relative, "file.read")
+    with os.fdopen(fd, "rb") as f:
         data = f.read(max_bytes + 1)
-    return None if len(data) > max_bytes else data
+    if len(data) > max_bytes:
+        raise ToolError(f"file.read: {relative!r} is larger than the {max_bytes}-byte read limit")
+    return data
 
 
 async def file_write(
@@ -162,15 +183,17 @@ def _write(workspace: str, path: str, data: bytes, append: bool, make_dirs: bool
         relative, real = confine(workspace, path, "file.write")
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     # O_NOFOLLOW: a link swapped in after `confine` looked is refused, not followed.
-    flags |= getattr(os, "O_NOFOLLOW", 0)
+    # O_NONBLOCK: opening a named pipe must not wait for a reader.
+    flags |= getattr(os, "O_NOFOLLOW", 0) | _NONBLOCK
     try:
         fd = os.open(real, flags, 0o666)
     except IsADirectoryError:
-        raise ToolError(f"file.write: {relative!r} is a directory, not a file") from None
+        raise ToolError(f"file.write: {relative!r} is a directory, not a regular file") from None
     except PermissionError:
         raise ToolError(f"file.write: {relative!r} is not writable") from None
     except OSError as exc:
         raise ToolError(f"file.write: cannot open {relative!r}: {exc.strerror}") from None
+    _ensure_regular(fd, relative, "file.write")
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return relative

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
 
     from sire.dispatch.inprocess import InProcessServer
     from sire.tools import ToolSettings
+
+_METHOD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
 class _Response(TypedDict):
@@ -79,6 +82,8 @@ def request_tool(settings: ToolSettings) -> Callable[..., Awaitable[HttpResponse
         """
         import httpx
 
+        if not _METHOD.fullmatch(method):
+            raise ToolError(f"http.request: {method!r} is not an HTTP method")
         if body is not None and json is not None:
             raise ToolError("http.request: give `body` or `json`, not both")
         try:
@@ -86,6 +91,8 @@ def request_tool(settings: ToolSettings) -> Callable[..., Awaitable[HttpResponse
         except httpx.InvalidURL as exc:
             raise ToolError(f"http.request: {url!r} is not a valid URL: {exc}") from None
         check(parsed)
+        # Errors are stored with the execution: never repeat a password from the URL.
+        shown = str(parsed.copy_with(userinfo=b"")) if parsed.userinfo else url
 
         async def check_hop(request: httpx.Request) -> None:
             check(request.url)  # every redirect too
@@ -104,17 +111,17 @@ def request_tool(settings: ToolSettings) -> Callable[..., Awaitable[HttpResponse
                 ) as response:
                     content = await _read_capped(response, limit)
             except httpx.UnsupportedProtocol as exc:
-                raise ToolError(f"http.request: {url!r} cannot be fetched: {exc}") from None
+                raise ToolError(f"http.request: {shown!r} cannot be fetched: {exc}") from None
             except httpx.TransportError as exc:
                 raise TransportError(
-                    f"http.request: {method.upper()} {url} failed: {_reason(exc)}"
+                    f"http.request: {method.upper()} {shown} failed: {_reason(exc)}"
                 ) from exc
             except httpx.HTTPError as exc:
                 raise ToolError(
-                    f"http.request: {method.upper()} {url} failed: {_reason(exc)}"
+                    f"http.request: {method.upper()} {shown} failed: {_reason(exc)}"
                 ) from exc
         if content is None:
-            raise ToolError(f"http.request: the response from {url} is over {limit} bytes")
+            raise ToolError(f"http.request: the response from {shown} is over {limit} bytes")
         text = content.decode(response.encoding or "utf-8", errors="replace")
         result: HttpResponse = {
             "status": response.status_code,
