@@ -355,7 +355,7 @@ def test_a_duplicate_step_id_is_reported_at_the_second_step() -> None:
     assert "steps[0]" in error.reason
 
 
-def test_a_negative_max_attempts_is_reported_inside_retry() -> None:
+def test_zero_max_attempts_is_reported_inside_retry() -> None:
     error = plain_error(
         """
         id: demo
@@ -595,12 +595,15 @@ def test_item_outside_for_each_is_an_unknown_name() -> None:
           - id: a
             tool: sire:local/echo
             with:
-              - ignored
-              - "{{ item }}"
+              values: [first, "{{ item }}"]
         """
     )
-    # `with` must be a mapping: the list is rejected before templates are read.
-    assert error.path == "steps[0].with"
+    assert error.line == 6
+    assert error.path == "steps[0].with.values[1]"
+    assert error.reason.startswith("unknown name 'item' in template")
+
+
+def test_index_outside_for_each_is_an_unknown_name() -> None:
     error = plain_error(
         """
         id: demo
@@ -608,12 +611,24 @@ def test_item_outside_for_each_is_an_unknown_name() -> None:
           - id: a
             tool: sire:local/echo
             with:
-              values: ["{{ index }}", "{{ item }}"]
+              n: "{{ index + 1 }}"
         """
     )
-    assert error.line == 6
-    assert error.path == "steps[0].with.values[0]"
+    assert (error.line, error.path) == (6, "steps[0].with.n")
     assert error.reason.startswith("unknown name 'index' in template")
+
+
+def test_a_with_that_is_not_a_mapping_is_reported_at_with() -> None:
+    error = plain_error(
+        """
+        id: demo
+        steps:
+          - id: a
+            tool: sire:local/echo
+            with: [1, 2]
+        """
+    )
+    assert (error.line, error.path) == (5, "steps[0].with")
 
 
 def test_item_is_unknown_in_the_for_each_expression_itself() -> None:

@@ -56,7 +56,7 @@ def _main(
 
 
 def run(
-    file: Annotated[Path, typer.Argument(help="The workflow file.", show_default=False)],
+    file: Annotated[Path, typer.Argument(help="The workflow file.", metavar="FILE", show_default=False)],
     inputs: Annotated[
         list[str] | None,
         typer.Option(
@@ -79,6 +79,11 @@ def run(
 
 app.command("run")(run)
 workflow_app.command("run")(run)
+
+#: `sire run` alone: building Typer commands inspects every signature (~20 ms for the
+#: whole tree), so the hot command is also registered in an app of its own.
+run_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+run_app.command("run")(run)
 
 
 def _run(
@@ -206,7 +211,7 @@ def _print_result(execution: Execution, elapsed: float) -> None:
 
 @workflow_app.command("validate")
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Workflow files.", show_default=False)],
+    files: Annotated[list[Path], typer.Argument(help="Workflow files.", metavar="FILE...", show_default=False)],
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ) -> None:
@@ -249,7 +254,7 @@ def validate(
 
 @workflow_app.command("graph")
 def graph(
-    file: Annotated[Path, typer.Argument(help="The workflow file.", show_default=False)],
+    file: Annotated[Path, typer.Argument(help="The workflow file.", metavar="FILE", show_default=False)],
     fmt: Annotated[str, typer.Option("--format", "-f", help="text, mermaid or dot.")] = "text",
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,

@@ -33,10 +33,13 @@ def _run(args: list[str], *, verbose: bool, as_json: bool) -> int:
         from typer.exceptions import Abort, Exit
         from typer.main import get_command
 
-        from sire.cli.app import app
+        from sire.cli.app import app, run_app
 
-        command = get_command(app)
-        result = command.main(args=args, prog_name="sire", standalone_mode=False)
+        if args[:1] == ["run"]:  # the hot path builds only its own command
+            command, args, name = get_command(run_app), args[1:], "sire run"
+        else:
+            command, name = get_command(app), "sire"
+        result = command.main(args=args, prog_name=name, standalone_mode=False)
         return result if isinstance(result, int) else 0
     except KeyboardInterrupt:
         print("sire: interrupted", file=sys.stderr)
