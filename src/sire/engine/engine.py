@@ -11,7 +11,6 @@ and leaves the execution `running`: resumable, never `cancelled`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -115,12 +114,15 @@ class Engine:
         """Compile the templates of every step once per workflow definition."""
         compiled = self._compiled.get(workflow.digest) if workflow.digest else None
         if compiled is None:
+            constant = _CompiledStep(None, None, None)
             compiled = {
                 step.id: _CompiledStep(
                     params=compile_value(step.params, f"steps.{step.id}.with"),
                     when=compile_value(step.when, f"steps.{step.id}.if"),
                     for_each=compile_value(step.for_each, f"steps.{step.id}.for_each"),
                 )
+                if step.params or step.when or step.for_each
+                else constant
                 for step in workflow.steps
             }
             if workflow.digest:
@@ -160,8 +162,8 @@ class _Run:
             },
         }
         # Bounding running calls costs a semaphore per call: skip it when it cannot bind.
-        self.slots: contextlib.AbstractAsyncContextManager[Any] = (
-            contextlib.nullcontext()
+        self.slots: asyncio.Semaphore | None = (
+            None
             if len(workflow.steps) <= workflow.max_concurrency
             and not any(step.for_each for step in workflow.steps)
             else asyncio.Semaphore(workflow.max_concurrency)
@@ -279,8 +281,8 @@ class _Run:
 
     def params(self, step: Step, context: Mapping[str, Any]) -> dict[str, Any]:
         if step.params is not None:
-            rendered = render(self.compiled[step.id].params, step.params, context)
-            return dict(rendered)
+            rendered: dict[str, Any] = render(self.compiled[step.id].params, step.params, context)
+            return rendered  # dispatchers copy before they change anything
         # No `with:`: the workflow inputs overlaid by the parents' outputs, in order.
         params = dict(self.execution.inputs)
         for parent in step.depends:
@@ -314,12 +316,11 @@ class _Run:
             )
             retryable = True
             try:
-                async with self.slots:
-                    if step.timeout is None:
-                        output = await self.dispatcher.dispatch(ctx, step.tool, params)
-                    else:
-                        async with asyncio.timeout(step.timeout):
-                            output = await self.dispatcher.dispatch(ctx, step.tool, params)
+                if self.slots is None:
+                    output = await self.call(step, ctx, params)
+                else:
+                    async with self.slots:
+                        output = await self.call(step, ctx, params)
             except TimeoutError:
                 error = f"timed out after {format_duration(step.timeout or 0)}"
             except DispatchError as exc:
@@ -358,6 +359,14 @@ class _Run:
             )
             await clock.sleep(delay)
             attempt += 1
+
+    async def call(
+        self, step: Step, ctx: DispatchContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        if step.timeout is None:
+            return await self.dispatcher.dispatch(ctx, step.tool, params)
+        async with asyncio.timeout(step.timeout):
+            return await self.dispatcher.dispatch(ctx, step.tool, params)
 
     async def fail(
         self, key: str, error: str, *, attempts: int = 0, started_at: float | None = None
@@ -399,7 +408,10 @@ class _Run:
         return runnable
 
     def skip_reason(self, step: Step) -> str | None:
-        parents = [(p, self.status_of[p]) for p in step.depends]
+        status_of = self.status_of
+        if not step.needs_any and all(status_of[p] is _COMPLETED for p in step.depends):
+            return None
+        parents = [(p, status_of[p]) for p in step.depends]
         if step.needs_any:
             if any(status is _COMPLETED for _, status in parents):
                 return None
