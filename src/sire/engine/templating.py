@@ -56,10 +56,14 @@ def compile_value(value: Any, where: str) -> Renderer | None:
     if isinstance(value, str):
         return _compile_string(value, where) if expressions.is_template(value) else None
     if isinstance(value, dict):
-        parts = {k: compile_value(v, f"{where}.{k}") for k, v in value.items()}
-        if all(p is None for p in parts.values()):
+        items: list[tuple[str, Renderer | None, Any]] = []
+        dynamic = False
+        for key, item in value.items():
+            renderer = compile_value(item, f"{where}.{key}") if _may_hold(item) else None
+            dynamic = dynamic or renderer is not None
+            items.append((key, renderer, item))
+        if not dynamic:
             return None
-        items = [(k, p, value[k]) for k, p in parts.items()]
         return lambda ctx: {k: (p(ctx) if p is not None else v) for k, p, v in items}
     if isinstance(value, list):
         compiled = [compile_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
@@ -70,6 +74,11 @@ def compile_value(value: Any, where: str) -> Renderer | None:
     return None
 
 
+def _may_hold(value: Any) -> bool:
+    """Whether `value` may contain a template (cheap: scalars other than strings cannot)."""
+    return isinstance(value, dict | list) or (isinstance(value, str) and "{" in value)
+
+
 def render(renderer: Renderer | None, value: Any, ctx: Context) -> Any:
     """Render `value` with its compiled `renderer` (None: `value` is constant)."""
     return value if renderer is None else renderer(ctx)
@@ -77,21 +86,42 @@ def render(renderer: Renderer | None, value: Any, ctx: Context) -> Any:
 
 def _compile_string(text: str, where: str) -> Renderer:
     source = expressions.normalize(text)
-    jinja: list[Renderer] = []
-
-    def slow(ctx: Context) -> Any:
-        if not jinja:
-            jinja.append(_compile_jinja(source, where))
-        return jinja[0](ctx)
-
-    fast = _compile_paths(source, where, slow)
-    if fast is not None:
-        return fast
+    pieces = _path_pieces(source)
+    if pieces is not None:
+        return _PathTemplate(pieces, source, where)
     return _compile_jinja(source, where)
 
 
-_PATH = re.compile(r"\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\Z")
 _BLOCK = re.compile(r"\{\{(.*?)\}\}", re.S)
+
+
+def _path(expression: str) -> tuple[str, ...] | None:
+    parts = tuple(expression.strip().split("."))
+    return parts if all(part.isidentifier() for part in parts) else None
+
+
+def _path_pieces(source: str) -> list[str | tuple[str, ...]] | None:
+    """Split a template made only of `{{ a.b.c }}` paths into text and paths; else None."""
+    if "{%" in source or "{#" in source:
+        return None
+    if source.startswith("{{") and source.endswith("}}") and source.count("{{") == 1:
+        path = _path(source[2:-2])
+        return None if path is None else [path]
+    pieces: list[str | tuple[str, ...]] = []
+    position = 0
+    for block in _BLOCK.finditer(source):
+        path = _path(block.group(1))
+        if path is None:
+            return None
+        if block.start() > position:
+            pieces.append(source[position : block.start()])
+        pieces.append(path)
+        position = block.end()
+    if position < len(source):
+        pieces.append(source[position:])
+    if any(isinstance(p, str) and "{{" in p for p in pieces):
+        return None
+    return pieces
 
 
 class _NotAPath(Exception):
@@ -110,52 +140,34 @@ def _lookup(ctx: Context, parts: tuple[str, ...]) -> Any:
     return value
 
 
-def _compile_paths(source: str, where: str, slow: Renderer) -> Renderer | None:
-    """A renderer for templates made only of `{{ a.b.c }}` paths, without Jinja.
+class _PathTemplate:
+    """A template of `{{ a.b.c }}` paths, rendered by key lookups instead of Jinja.
 
-    Most templates only read values (`{{ steps.x.output.y }}`); they render here by
-    key lookups, and anything else (a list, a missing key) goes to `slow`, the same
-    template compiled by Jinja, so results and errors are exactly Jinja's.
+    Most templates only read values (`{{ steps.x.output.y }}`). Anything the lookups
+    do not cover (a list, a missing key) renders through the same template compiled
+    by Jinja, so results and errors are exactly Jinja's.
     """
-    if "{%" in source or "{#" in source:
-        return None
-    pieces: list[str | tuple[str, ...]] = []
-    position = 0
-    for block in _BLOCK.finditer(source):
-        path = _PATH.match(block.group(1))
-        if path is None:
-            return None
-        if block.start() > position:
-            pieces.append(source[position : block.start()])
-        pieces.append(tuple(path.group(1).split(".")))
-        position = block.end()
-    if position < len(source):
-        pieces.append(source[position:])
-    if "{{" in "".join(p for p in pieces if isinstance(p, str)):
-        return None
 
-    if len(pieces) == 1 and isinstance(pieces[0], tuple):
-        parts = pieces[0]
+    __slots__ = ("_jinja", "pieces", "source", "where")
 
-        def native(ctx: Context) -> Any:
-            try:
-                return _lookup(ctx, parts)
-            except _NotAPath:
-                return slow(ctx)
-            except SireError as exc:
-                raise TemplateError(f"{where}: {exc}") from None
+    def __init__(self, pieces: list[str | tuple[str, ...]], source: str, where: str) -> None:
+        self.pieces = pieces
+        self.source = source
+        self.where = where
+        self._jinja: Renderer | None = None
 
-        return native
-
-    def interpolate(ctx: Context) -> Any:
+    def __call__(self, ctx: Context) -> Any:
+        pieces = self.pieces
         try:
+            if len(pieces) == 1 and isinstance(pieces[0], tuple):
+                return _lookup(ctx, pieces[0])  # exactly one {{ }}: the native value
             return "".join(p if isinstance(p, str) else str(_lookup(ctx, p)) for p in pieces)
         except _NotAPath:
-            return slow(ctx)
+            if self._jinja is None:
+                self._jinja = _compile_jinja(self.source, self.where)
+            return self._jinja(ctx)
         except SireError as exc:
-            raise TemplateError(f"{where}: {exc}") from None
-
-    return interpolate
+            raise TemplateError(f"{self.where}: {exc}") from None
 
 
 def _compile_jinja(source: str, where: str) -> Renderer:
