@@ -145,6 +145,22 @@ def test_an_unknown_scheme_is_a_definition_error(sire: Any, write: Any) -> None:
     assert "unknown tool scheme 'nosuch:'" in result.err
 
 
+def test_an_unknown_server_name_is_a_definition_error(sire: Any, write: Any) -> None:
+    path = write("""
+        id: bad
+        servers:
+          calc: {url: "http://127.0.0.1:9/mcp"}
+        steps:
+          - {id: a, tool: "mcp:calculator#add"}
+    """)
+    result = sire("workflow", "validate", str(path), "--json")
+    assert result.code == 2
+    error = result.json()["files"][0]["error"]
+    assert error["line"] == 6
+    assert error["reason"].startswith("unknown server 'calculator' in 'mcp:calculator#add'")
+    assert "declared: calc" in error["reason"]
+
+
 def test_bad_inputs_exit_2_with_one_clear_line(sire: Any, write: Any) -> None:
     path = write("""
         id: typed

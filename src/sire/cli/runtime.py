@@ -53,10 +53,17 @@ def check_workflow(workflow: Workflow, mux: DispatcherMux, config: Config) -> No
     """
     servers = {**config.servers, **workflow.servers}
     for index, step in enumerate(workflow.steps):
+        path = f"steps[{index}].tool"
         try:
-            mux.check(step.tool, servers)
+            tool = step.tool
+            if tool.scheme == "mcp" and not tool.is_url and tool.target not in servers:
+                declared = ", ".join(sorted(servers)) or "none"
+                raise ToolNotFoundError(
+                    f"unknown server '{tool.target}' in '{tool}' (declared: {declared}; "
+                    "name servers in the workflow's servers: or in $SIRE_HOME/config.yaml)"
+                )
+            mux.check(tool, servers)
         except ToolNotFoundError as exc:
-            path = f"steps[{index}].tool"
             raise DefinitionError(
                 str(exc), file=workflow.source, line=workflow.line(path), path=path
             ) from None

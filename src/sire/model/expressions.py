@@ -15,7 +15,12 @@ from typing import Any
 
 _SINGLE = re.compile(r"\A\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\Z", re.S)
 _BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
-_DOT_SECRETS = re.compile(r"(?<![\w.\])}'\"])\.(secrets)\b")
+# A string literal (Jinja's own lexer pattern) is matched first and kept as it is.
+_DOT_SECRETS = re.compile(
+    r"""(?P<string>'[^'\\]*(?:\\.[^'\\]*)*'|"[^"\\]*(?:\\.[^"\\]*)*")"""
+    r"""|(?<![\w.\])}'"])\.(?P<name>secrets)\b""",
+    re.S,
+)
 
 #: Names every template may read; `item` and `index` exist only inside `for_each` steps.
 CONTEXT_NAMES = frozenset({"inputs", "steps", "secrets", "env", "execution"})
@@ -31,7 +36,11 @@ def normalize(value: str) -> str:
     """Rewrite the `{{ .secrets.x }}` synonym to `{{ secrets.x }}` inside template blocks."""
     if ".secrets" not in value:
         return value
-    return _BLOCK.sub(lambda m: _DOT_SECRETS.sub(r"\1", m.group()), value)
+    return _BLOCK.sub(lambda m: _DOT_SECRETS.sub(_undot, m.group()), value)
+
+
+def _undot(match: re.Match[str]) -> str:
+    return match["string"] if match["string"] is not None else match["name"]
 
 
 def single_expression(value: str) -> str | None:
