@@ -27,6 +27,9 @@ app.add_typer(workflow_app, name="workflow")
 app.add_typer(tool_app, name="tool")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document at the end.")]
+FileArgument = Annotated[
+    Path, typer.Argument(help="The workflow file.", metavar="FILE", show_default=False)
+]
 VerboseFlag = Annotated[
     bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.", hidden=True)
 ]
@@ -56,7 +59,7 @@ def _main(
 
 
 def run(
-    file: Annotated[Path, typer.Argument(help="The workflow file.", metavar="FILE", show_default=False)],
+    file: FileArgument,
     inputs: Annotated[
         list[str] | None,
         typer.Option(
@@ -211,7 +214,9 @@ def _print_result(execution: Execution, elapsed: float) -> None:
 
 @workflow_app.command("validate")
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Workflow files.", metavar="FILE...", show_default=False)],
+    files: Annotated[
+        list[Path], typer.Argument(help="Workflow files.", metavar="FILE...", show_default=False)
+    ],
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ) -> None:
@@ -254,7 +259,7 @@ def validate(
 
 @workflow_app.command("graph")
 def graph(
-    file: Annotated[Path, typer.Argument(help="The workflow file.", metavar="FILE", show_default=False)],
+    file: FileArgument,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text, mermaid or dot.")] = "text",
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
