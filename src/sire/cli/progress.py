@@ -7,6 +7,7 @@ import threading
 import time
 from typing import IO, Any
 
+from sire.engine.engine import NullObserver
 from sire.model.durations import format_duration
 from sire.model.execution import Execution, StepState, StepStatus
 
@@ -26,7 +27,7 @@ def _elapsed(state: StepState, now: float | None = None) -> str:
     return format_duration(max(0.0, end - state.started_at))
 
 
-class PlainProgress:
+class PlainProgress(NullObserver):
     """One line per finished or retrying step, for logs and pipes."""
 
     def __init__(self, out: IO[str] | None = None) -> None:
@@ -49,24 +50,11 @@ class PlainProgress:
             line += f"  {state.error}"
         print(line, file=self.out, flush=True)
 
-    def step_progress(
-        self,
-        execution: Execution,
-        key: str,
-        progress: float,
-        total: float | None,
-        message: str | None,
-    ) -> None:
-        return None
-
-    def execution_changed(self, execution: Execution) -> None:
-        return None
-
     def stop(self) -> None:
         return None
 
 
-class LiveProgress:
+class LiveProgress(NullObserver):
     """A live table of steps (status, attempt, elapsed, note), redrawn a few times a second."""
 
     MAX_ROWS = 40
@@ -106,9 +94,6 @@ class LiveProgress:
         done = f"{progress:g}/{total:g}" if total else f"{progress:g}"
         with self.lock:
             self.notes[key.split("/")[0]] = f"{done} {message or ''}".strip()
-
-    def execution_changed(self, execution: Execution) -> None:
-        return None
 
     def stop(self) -> None:
         if self.live is not None:
