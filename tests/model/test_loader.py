@@ -258,12 +258,6 @@ def test_yaml_anchors_and_aliases_are_expanded() -> None:
     assert workflow.step("a").retry == workflow.step("b").retry == RetryPolicy(max_attempts=9)
 
 
-@pytest.mark.xfail(
-    raises=DefinitionError,
-    reason="loader._convert flattens `<<` merges into the mapping and then reports a key "
-    "the mapping overrides as a duplicate",
-    strict=True,
-)
 def test_a_key_may_override_one_merged_with_yaml_merge_keys() -> None:
     workflow = parse_workflow(
         textwrap.dedent(
@@ -353,12 +347,6 @@ def test_a_changed_file_is_parsed_again(flow: Path, tmp_path: Path) -> None:
     assert len(list(cache.iterdir())) == 2
 
 
-@pytest.mark.xfail(
-    raises=NotADirectoryError,
-    reason="loader._write_cache: tmp.unlink() in its OSError handler raises again when the cache "
-    "directory is not a directory",
-    strict=True,
-)
 def test_an_unusable_cache_directory_only_costs_speed(flow: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the cache directory should be")

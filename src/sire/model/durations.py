@@ -27,7 +27,7 @@ def parse_duration(value: object) -> float:
         try:
             seconds = float(value)
         except OverflowError:
-            raise ValueError(f"{value} is too large for a duration") from None
+            raise ValueError("a number this large is not a duration") from None
         if seconds < 0:
             raise ValueError(f"{value} is negative; a duration is at least 0")
         if not math.isfinite(seconds):  # NaN compares false with everything, so check here

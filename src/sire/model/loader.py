@@ -7,6 +7,7 @@ an unchanged file imports neither PyYAML's parser nor pydantic.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 MAX_NODES = 100_000
 MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 100
 _CACHE_FORMAT = "1"
 
 
@@ -75,7 +77,11 @@ def parse_workflow(text: str, *, source: str | None = None, digest: str | None =
 
     data, lines = read_yaml(text, source=source)
     if not isinstance(data, dict):
-        raise DefinitionError("a workflow must be a mapping with 'id' and 'steps'", file=source)
+        raise DefinitionError(
+            "a workflow must be a mapping with 'id' and 'steps'",
+            file=source,
+            line=lines.get("", 1),
+        )
     try:
         doc = WorkflowDoc.model_validate(data)
     except ValidationError as exc:
@@ -95,25 +101,56 @@ def read_yaml(text: str, *, source: str | None = None) -> tuple[Any, dict[str, i
     """
     import yaml
 
-    loader = _loader_class()(text)
+    loader = None
     try:
         try:
+            loader = _loader_class()(text)
             node = loader.get_single_node()
+        except yaml.reader.ReaderError as exc:
+            raise DefinitionError(
+                f"invalid YAML: {_reader_reason(exc)}",
+                file=source,
+                line=_reader_line(exc, text),
+            ) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else None
             reason = exc.problem or exc.context or "malformed YAML"
             raise DefinitionError(f"invalid YAML: {reason}", file=source, line=line) from None
         except yaml.YAMLError as exc:
-            raise DefinitionError(f"invalid YAML: {exc}", file=source) from None
+            raise DefinitionError(f"invalid YAML: {_first_line(exc)}", file=source) from None
+        except UnicodeEncodeError as exc:  # only a `str` from a caller can hold a lone surrogate
+            raise DefinitionError(
+                "the text is not valid Unicode (it holds a lone surrogate)",
+                file=source,
+                line=text.count("\n", 0, exc.start) + 1,
+            ) from None
         if node is None:
             raise DefinitionError("the file is empty", file=source, line=1)
         lines: dict[str, int] = {}
-        budget = [MAX_NODES]
-        data = _convert(loader, node, "", lines, budget, source)
+        data = _Converter(loader, source).convert(node, "", 0, lines)
         return data, lines
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of a message that PyYAML may spread over several."""
+    return next(iter(str(exc).splitlines()), "") or type(exc).__name__
+
+
+def _reader_reason(exc: Any) -> str:
+    if isinstance(exc.character, int):
+        return f"unacceptable character #x{exc.character:04x} ({exc.reason})"
+    return str(exc.reason)
+
+
+def _reader_line(exc: Any, text: str) -> int:
+    # The pure-Python reader counts characters of the text; libyaml counts its UTF-8 bytes.
+    if exc.encoding == "unicode":
+        return text.count("\n", 0, exc.position) + 1
+    return text.encode("utf-8", "surrogatepass").count(b"\n", 0, exc.position) + 1
 
 
 @lru_cache(maxsize=1)
@@ -137,53 +174,109 @@ def _loader_class() -> Any:
     return loader
 
 
-def _convert(
-    loader: Any, node: Any, path: str, lines: dict[str, int], budget: list[int], source: str | None
-) -> Any:
-    import yaml
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise DefinitionError(
-            f"document has more than {MAX_NODES} nodes (an alias bomb?)",
-            file=source,
-            line=node.start_mark.line + 1,
-        )
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
-        result: dict[str, Any] = {}
+
+class _Converter:
+    """Composed YAML nodes -> plain data, noting the line of every node by path.
+
+    Bounded against hostile input: at most `MAX_NODES` conversions (aliases expand),
+    `MAX_DEPTH` levels, and no collection that contains itself through an alias.
+    """
+
+    def __init__(self, loader: Any, source: str | None) -> None:
+        import yaml
+
+        self.loader = loader
+        self.source = source
+        self.mapping_node = yaml.MappingNode
+        self.sequence_node = yaml.SequenceNode
+        self.budget = MAX_NODES
+        self.active: set[int] = set()  # ids of the collections being converted
+
+    def error(self, reason: str, node: Any, path: str) -> DefinitionError:
+        return DefinitionError(reason, file=self.source, line=node.start_mark.line + 1, path=path)
+
+    def convert(self, node: Any, path: str, depth: int, lines: dict[str, int]) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise DefinitionError(
+                f"document has more than {MAX_NODES} nodes (an alias bomb?)",
+                file=self.source,
+                line=node.start_mark.line + 1,
+            )
+        lines.setdefault(path, node.start_mark.line + 1)
+        is_mapping = isinstance(node, self.mapping_node)
+        if not is_mapping and not isinstance(node, self.sequence_node):
+            return self.scalar(node, path)
+        if id(node) in self.active:
+            raise self.error("recursive alias: a collection contains itself", node, path)
+        if depth >= MAX_DEPTH:
+            raise self.error(f"the document is nested deeper than {MAX_DEPTH} levels", node, path)
+        self.active.add(id(node))
+        try:
+            if is_mapping:
+                return self.mapping(node, path, depth, lines)
+            return [
+                self.convert(item, f"{path}[{i}]", depth + 1, lines)
+                for i, item in enumerate(node.value)
+            ]
+        finally:
+            self.active.discard(id(node))
+
+    def mapping(self, node: Any, path: str, depth: int, lines: dict[str, int]) -> dict[str, Any]:
+        own: dict[str, Any] = {}
+        merges: list[Any] | None = None
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise DefinitionError(
-                    "mapping keys must be plain strings",
-                    file=source,
-                    line=key_node.start_mark.line + 1,
-                    path=path,
-                )
+            if isinstance(key_node, self.mapping_node | self.sequence_node):
+                raise self.error("mapping keys must be plain strings", key_node, path)
             key = key_node.value
             child = f"{path}.{key}" if path else key
-            if key in result:
-                raise DefinitionError(
-                    f"duplicate key '{key}'",
-                    file=source,
-                    line=key_node.start_mark.line + 1,
-                    path=child,
-                )
+            if key in own or (key_node.tag == _MERGE_TAG and merges is not None):
+                raise self.error(f"duplicate key '{key}'", key_node, child)
+            if key_node.tag == _MERGE_TAG:
+                merges = self.merge_sources(value_node, child)
+                continue
             lines[child] = key_node.start_mark.line + 1
-            result[key] = _convert(loader, value_node, child, lines, budget, source)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _convert(loader, item, f"{path}[{i}]", lines, budget, source)
-            for i, item in enumerate(node.value)
-        ]
-    try:
-        return loader.construct_object(node, deep=True)
-    except yaml.YAMLError as exc:
-        raise DefinitionError(
-            f"invalid YAML value: {exc}", file=source, line=node.start_mark.line + 1, path=path
-        ) from None
+            own[key] = self.convert(value_node, child, depth + 1, lines)
+        if not merges:
+            return own
+        # YAML merge keys: the mapping's own keys override merged ones, and a mapping
+        # earlier in a `<<: [*a, *b]` list overrides a later one.
+        merged: dict[str, Any] = {}
+        for source in merges:
+            source_lines: dict[str, int] = {}
+            data = self.convert(source, path, depth + 1, source_lines)
+            for key, value in data.items():
+                if key in own or key in merged:
+                    continue
+                merged[key] = value
+                child = f"{path}.{key}" if path else key
+                for where, line in source_lines.items():
+                    if where == child or where.startswith((f"{child}.", f"{child}[")):
+                        lines.setdefault(where, line)
+        return {**merged, **own}
+
+    def merge_sources(self, node: Any, path: str) -> list[Any]:
+        sources = list(node.value) if isinstance(node, self.sequence_node) else [node]
+        for source in sources:
+            if not isinstance(source, self.mapping_node):
+                raise self.error("'<<' must merge a mapping or a list of mappings", source, path)
+        return sources
+
+    def scalar(self, node: Any, path: str) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except Exception as exc:  # hostile input: whatever a constructor raises is the file's fault
+            problem = getattr(exc, "problem", None)
+            if not problem:
+                tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+                problem = f"{_shorten(str(node.value))} is not a valid {tag}"
+            raise self.error(f"invalid YAML value: {problem}", node, path) from None
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:
@@ -406,7 +499,8 @@ def _write_cache(path: Path, workflow: Workflow) -> None:
             pickle.dump(workflow, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except OSError:  # a read-only or full $SIRE_HOME only costs the next start its speed
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. the cache directory is a file
+            tmp.unlink(missing_ok=True)
 
 
 def _with_source(workflow: Workflow, source: str) -> Workflow:
