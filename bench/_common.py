@@ -36,7 +36,7 @@ def report(
 ) -> None:
     """One line: the figure, its floor measured in the same run, and the target."""
     scale = {"s": 1.0, "ms": 1e3, "us": 1e6}[unit]
-    line = f"{name:<46} {value * scale:10.2f} {unit}"
+    line = f"{name:<54} {value * scale:10.2f} {unit}"
     if floor is not None:
         line += f"   floor {floor * scale:9.2f} {unit} ({floor_name})"
     line += f"   target {target}"

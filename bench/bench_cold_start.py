@@ -59,7 +59,7 @@ def main() -> None:
         )
     floor_name = 'python -c "import asyncio, sqlite3"'
     report("(e) cold sire run, one echo step", warm, "ms", floor, floor_name, "<= 2x floor")
-    print(f"{'    ratio to floor':<46} {warm / floor:10.2f} x")
+    print(f"{'    ratio to floor':<54} {warm / floor:10.2f} x")
     report("    the same, templated step (loads Jinja2)", templated, "ms", floor, floor_name, "-")
     report("    first-ever run (empty $SIRE_HOME)", first, "ms", None, "", "-")
 
