@@ -219,11 +219,6 @@ def test_a_setting_of_the_wrong_shape_is_a_config_error_naming_the_file_and_dott
     assert error.exit_code == 3
 
 
-@pytest.mark.xfail(
-    reason="_Reader._get treats a section that is not a mapping as absent, so `http: [..]` "
-    "silently allows every host and `exec: git` silently turns exec off",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("text", "key"),
     [("http: [api.github.com]\n", "http"), ("exec: git\n", "exec"), ("limits: 2048\n", "limits")],
@@ -237,17 +232,52 @@ def test_a_section_that_is_not_a_mapping_is_a_config_error_naming_it(
     assert str(load_error(sire_home)) == f"{path}: '{key}' must be a mapping"
 
 
-@pytest.mark.xfail(
-    reason="servers are read through dotted keys, so a server named 'my.calc' is looked up "
-    "as servers -> my -> calc and reported as having neither url nor command",
-    strict=True,
-)
 def test_a_server_name_containing_a_dot_is_read(sire_home: Path) -> None:
     write_config(sire_home, "servers:\n  my.calc:\n    url: http://h/mcp\n")
 
     config = load_config({"SIRE_HOME": str(sire_home)})
 
     assert config.servers == {"my.calc": ServerSpec(url="http://h/mcp")}
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        (
+            "servers:\n  my.calc:\n    command: calc\n",
+            "servers.my.calc.command",
+            "a list of strings",
+        ),
+        (
+            "servers:\n  my.calc:\n    cwd: /srv\n",
+            "servers.my.calc",
+            "a mapping with exactly one of 'url' or 'command'",
+        ),
+        (
+            "servers:\n  my.calc: http://h/mcp\n",
+            "servers.my.calc",
+            "a mapping with 'url' or 'command'",
+        ),
+        (
+            "servers:\n  my.calc:\n    url: http://h/mcp\n    env: [A]\n",
+            "servers.my.calc.env",
+            "a mapping",
+        ),
+    ],
+    ids=["command-string", "neither", "string", "env-list"],
+)
+def test_an_error_in_a_server_whose_name_contains_a_dot_names_its_full_key(
+    sire_home: Path, text: str, key: str, expected: str
+) -> None:
+    path = write_config(sire_home, text)
+
+    assert str(load_error(sire_home)) == f"{path}: '{key}' must be {expected}"
+
+
+def test_a_section_left_empty_means_its_defaults(sire_home: Path) -> None:
+    write_config(sire_home, "http:\nexec:\nlimits:\nservers:\n")
+
+    assert load_config({"SIRE_HOME": str(sire_home)}) == Config(home=sire_home)
 
 
 def test_invalid_yaml_is_a_config_error_naming_the_file(sire_home: Path) -> None:
@@ -259,11 +289,6 @@ def test_invalid_yaml_is_a_config_error_naming_the_file(sire_home: Path) -> None
     assert "the config file is not valid YAML" in message
 
 
-@pytest.mark.xfail(
-    reason="the YAML error is quoted whole: several lines with a source snippet and "
-    "'<unicode string>' instead of one sentence with the file's line",
-    strict=True,
-)
 def test_invalid_yaml_is_reported_in_one_line_with_the_line_number(sire_home: Path) -> None:
     path = write_config(sire_home, "exec:\n  allow: [git\n")
 
@@ -272,6 +297,9 @@ def test_invalid_yaml_is_reported_in_one_line_with_the_line_number(sire_home: Pa
     assert "\n" not in message
     assert message.startswith(f"{path}:")
     assert f"{path}:3:" in message or "line 3" in message
+    assert message == (
+        f"{path}:3: the config file is not valid YAML (expected ',' or ']', but got '<stream end>')"
+    )
 
 
 def test_a_config_file_that_is_not_utf8_is_a_config_error(sire_home: Path) -> None:

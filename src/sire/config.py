@@ -71,8 +71,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         data = _read(path)
     reader = _Reader(str(path), data)
     servers = {
-        name: _server(reader, f"servers.{name}", spec)
-        for name, spec in reader.mapping("servers").items()
+        name: _server(reader, name, spec) for name, spec in reader.mapping("servers").items()
     }
     hosts = reader.strings("http.allow_hosts", missing=None)
     return Config(
@@ -93,8 +92,15 @@ def _read(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = _one_line(exc.problem or exc.context or "")
+        raise ConfigError(f"{where}: the config file is not valid YAML ({problem})") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: the config file is not valid YAML ({exc})") from None
+        raise ConfigError(
+            f"{path}: the config file is not valid YAML ({_one_line(str(exc))})"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -102,23 +108,40 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-class _Reader:
-    """Typed reads of dotted keys, each failure one sentence naming the file and key."""
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
-    def __init__(self, source: str, data: Mapping[str, Any]) -> None:
+
+class _Reader:
+    """Typed reads of dotted keys, each failure one sentence naming the file and key.
+
+    A reader of a nested mapping carries its `prefix` (`servers.<name>`) for messages.
+    """
+
+    def __init__(self, source: str, data: Mapping[str, Any], prefix: str = "") -> None:
         self.source = source
         self.data = data
+        self.prefix = prefix
 
     def _get(self, key: str) -> Any:
+        """The value at dotted `key`, None when absent.
+
+        Raises:
+            ConfigError: a section on the way is present but not a mapping.
+        """
         node: Any = self.data
-        for part in key.split("."):
-            if not isinstance(node, Mapping) or part not in node:
+        parts = key.split(".")
+        for depth, part in enumerate(parts):
+            if node is None:
                 return None
-            node = node[part]
+            if not isinstance(node, Mapping):
+                raise self._fail(".".join(parts[:depth]), "a mapping")
+            node = node.get(part)
         return node
 
     def _fail(self, key: str, expected: str) -> ConfigError:
-        return ConfigError(f"{self.source}: '{key}' must be {expected}")
+        full = f"{self.prefix}.{key}" if self.prefix else key
+        return ConfigError(f"{self.source}: '{full}' must be {expected}")
 
     def mapping(self, key: str) -> Mapping[str, Any]:
         value = self._get(key)
@@ -151,17 +174,20 @@ class _Reader:
         return value
 
 
-def _server(reader: _Reader, key: str, spec: Any) -> ServerSpec:
+def _server(reader: _Reader, name: str, spec: Any) -> ServerSpec:
+    """Server `name`, read from its own mapping: a name may contain dots."""
+    key = f"servers.{name}"
     if not isinstance(spec, Mapping):
         raise reader._fail(key, "a mapping with 'url' or 'command'")
-    url = reader.string(f"{key}.url")
-    command = reader.strings(f"{key}.command", missing=None)
+    fields = _Reader(reader.source, spec, prefix=key)
+    url = fields.string("url")
+    command = fields.strings("command", missing=None)
     if (url is None) == (command is None):
         raise reader._fail(key, "a mapping with exactly one of 'url' or 'command'")
     return ServerSpec(
         url=url,
-        headers=dict(reader.mapping(f"{key}.headers")),
+        headers=dict(fields.mapping("headers")),
         command=command or (),
-        env=dict(reader.mapping(f"{key}.env")),
-        cwd=reader.string(f"{key}.cwd"),
+        env=dict(fields.mapping("env")),
+        cwd=fields.string("cwd"),
     )

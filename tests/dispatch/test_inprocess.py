@@ -27,6 +27,11 @@ class Color(enum.Enum):
     BLUE = "blue"
 
 
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
 def uri(text: str) -> ToolURI:
     return ToolURI.parse(text)
 
@@ -180,11 +185,6 @@ async def test_a_tool_raising_value_error_is_a_tool_error_with_its_name_and_mess
     assert isinstance(caught.value.__cause__, ValueError)
 
 
-@pytest.mark.xfail(
-    reason="RegisteredTool.call formats `exc or type(exc).__name__`; an exception is always "
-    "truthy, so an empty message gives 'fail: ' instead of the exception's type",
-    strict=True,
-)
 async def test_a_tool_raising_an_exception_without_message_is_reported_by_its_type(
     dispatcher: InProcessDispatcher,
 ) -> None:
@@ -192,6 +192,7 @@ async def test_a_tool_raising_an_exception_without_message_is_reported_by_its_ty
         await dispatcher.dispatch(CTX, uri("sire:local/fail"), {"message": ""})
 
     assert str(caught.value) == "fail: ValueError"
+    assert caught.value.tool_uri == "sire:local/fail"
 
 
 async def test_a_tool_raising_tool_error_keeps_its_own_message_and_fields(
@@ -277,11 +278,6 @@ async def test_dispatch_to_a_target_other_than_local_of_an_unknown_tool_is_tool_
     assert caught.value.tool_uri == "sire:other/nope"
 
 
-@pytest.mark.xfail(
-    reason="InProcessDispatcher.dispatch looks the tool up by name and only checks the target "
-    "when the name is unknown, so sire:other/add calls the local tool",
-    strict=True,
-)
 async def test_dispatch_to_a_target_other_than_local_of_a_known_tool_is_tool_not_found(
     dispatcher: InProcessDispatcher,
 ) -> None:
@@ -289,6 +285,9 @@ async def test_dispatch_to_a_target_other_than_local_of_a_known_tool_is_tool_not
         await dispatcher.dispatch(CTX, uri("sire:other/add"), {"a": 1})
 
     assert caught.value.tool_uri == "sire:other/add"
+    assert str(caught.value) == (
+        "'sire:other/add' is not a built-in tool URI (expected sire:local/<tool>)"
+    )
 
 
 def test_registering_a_second_tool_of_the_same_name_is_a_value_error(
@@ -414,11 +413,6 @@ async def test_cancelling_the_call_of_an_async_tool_cancels_the_tool() -> None:
     assert task.cancelled()
 
 
-@pytest.mark.xfail(
-    reason="an Enum parameter receives the JSON value (a str), and an Enum default breaks "
-    "compiling the validator (SyntaxError, not a DispatchError)",
-    strict=True,
-)
 async def test_a_tool_taking_an_enum_receives_the_enum_member() -> None:
     server = InProcessServer()
 
@@ -435,11 +429,6 @@ async def test_a_tool_taking_an_enum_receives_the_enum_member() -> None:
     assert default == {"is_member": True, "value": "red"}
 
 
-@pytest.mark.xfail(
-    reason="tuple[int, str] becomes prefixItems + items: false (JSON Schema 2020-12), which "
-    "fastjsonschema (draft 4-7) reads as 'no items allowed'",
-    strict=True,
-)
 async def test_a_tool_taking_a_fixed_tuple_accepts_a_matching_array() -> None:
     server = InProcessServer()
 
@@ -454,3 +443,61 @@ async def test_a_tool_taking_a_fixed_tuple_accepts_a_matching_array() -> None:
     }
     with pytest.raises(ToolInputError):
         await dispatcher.dispatch(CTX, uri("sire:local/pair"), {"p": ["a", 1]})
+    for wrong in ([1], [1, "a", 2]):
+        with pytest.raises(ToolInputError):
+            await dispatcher.dispatch(CTX, uri("sire:local/pair"), {"p": wrong})
+
+
+async def test_the_advertised_schema_of_a_fixed_tuple_stays_json_schema_2020_12() -> None:
+    server = InProcessServer()
+
+    @server.tool()
+    def pair(p: tuple[int, str]) -> dict[str, Any]:
+        return {"p": list(p)}
+
+    await InProcessDispatcher(server).dispatch(CTX, uri("sire:local/pair"), {"p": [1, "a"]})
+
+    assert server.list_tools()[0]["inputSchema"]["properties"]["p"] == {
+        "type": "array",
+        "prefixItems": [{"type": "integer"}, {"type": "string"}],
+        "items": False,
+        "minItems": 2,
+        "maxItems": 2,
+    }
+
+
+async def test_a_fixed_tuple_nested_in_a_typed_dict_is_validated() -> None:
+    server = InProcessServer()
+
+    @server.tool()
+    def span(bounds: list[tuple[int, int]]) -> dict[str, Any]:
+        return {"n": len(bounds)}
+
+    dispatcher = InProcessDispatcher(server)
+
+    assert await dispatcher.dispatch(CTX, uri("sire:local/span"), {"bounds": [[1, 2]]}) == {"n": 1}
+    with pytest.raises(ToolInputError):
+        await dispatcher.dispatch(CTX, uri("sire:local/span"), {"bounds": [[1, "2"]]})
+
+
+async def test_an_enum_without_default_an_int_enum_and_an_optional_enum_receive_members() -> None:
+    server = InProcessServer()
+
+    @server.tool()
+    def mix(color: Color, level: Level = Level.HIGH, maybe: Color | None = None) -> dict[str, Any]:
+        return {"color": color, "level": level, "maybe": maybe}
+
+    dispatcher = InProcessDispatcher(server)
+
+    assert await dispatcher.dispatch(CTX, uri("sire:local/mix"), {"color": "blue"}) == {
+        "color": Color.BLUE,
+        "level": Level.HIGH,
+        "maybe": None,
+    }
+    both = await dispatcher.dispatch(
+        CTX, uri("sire:local/mix"), {"color": "red", "level": 1, "maybe": "blue"}
+    )
+    assert both == {"color": Color.RED, "level": Level.LOW, "maybe": Color.BLUE}
+    assert type(both["maybe"]) is Color
+    with pytest.raises(ToolInputError):
+        await dispatcher.dispatch(CTX, uri("sire:local/mix"), {"color": "green"})

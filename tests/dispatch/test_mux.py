@@ -176,10 +176,6 @@ def test_an_unknown_scheme_on_an_empty_mux_says_none_are_known() -> None:
         DispatcherMux(entry_points=False).resolve("ftp")
 
 
-@pytest.mark.xfail(
-    reason="DispatcherMux.dispatch leaves tool_uri empty for an unknown scheme; check() sets it",
-    strict=True,
-)
 async def test_dispatching_an_unknown_scheme_names_the_tool_uri() -> None:
     mux = DispatcherMux(entry_points=False)
 
@@ -187,6 +183,7 @@ async def test_dispatching_an_unknown_scheme_names_the_tool_uri() -> None:
         await mux.dispatch(CTX, uri("ftp:host#get"), {})
 
     assert caught.value.tool_uri == "ftp:host#get"
+    assert str(caught.value) == "unknown tool scheme 'ftp:' (known: none)"
 
 
 def test_check_delegates_to_the_dispatcher_of_the_scheme_with_the_servers() -> None:
@@ -234,11 +231,6 @@ async def test_aclose_closes_every_built_dispatcher_and_builds_no_other() -> Non
     assert unused.built == []
 
 
-@pytest.mark.xfail(
-    reason="DispatcherMux.aclose stops at the first dispatcher whose aclose raises, "
-    "leaving the rest (connections, stdio processes) open",
-    strict=True,
-)
 async def test_aclose_closes_the_other_dispatchers_when_one_fails_to_close() -> None:
     broken, healthy = FailingToClose("broken"), RecordingDispatcher("healthy")
     mux = DispatcherMux({"broken": broken, "healthy": healthy}, entry_points=False)
@@ -247,6 +239,33 @@ async def test_aclose_closes_the_other_dispatchers_when_one_fails_to_close() -> 
         await mux.aclose()
 
     assert (broken.closed, healthy.closed) == (1, 1)
+
+
+async def test_aclose_raises_the_one_close_error_as_it_is() -> None:
+    broken, healthy = FailingToClose("broken"), RecordingDispatcher("healthy")
+    mux = DispatcherMux({"healthy": healthy, "broken": broken}, entry_points=False)
+
+    with pytest.raises(RuntimeError, match=r"^broken failed to close$"):
+        await mux.aclose()
+
+    assert (broken.closed, healthy.closed) == (1, 1)
+
+
+async def test_aclose_raises_several_close_errors_as_an_exception_group() -> None:
+    first, second = FailingToClose("first"), FailingToClose("second")
+    healthy = RecordingDispatcher("healthy")
+    mux = DispatcherMux({"a": first, "b": healthy, "c": second}, entry_points=False)
+
+    with pytest.raises(ExceptionGroup) as caught:
+        await mux.aclose()
+
+    assert [str(exc) for exc in caught.value.exceptions] == [
+        "first failed to close",
+        "second failed to close",
+    ]
+    assert (first.closed, healthy.closed, second.closed) == (1, 1, 1)
+    await mux.aclose()  # nothing left to close
+    assert (first.closed, healthy.closed, second.closed) == (1, 1, 1)
 
 
 # --- plugins from the `sire.dispatchers` entry-point group, installed for real ---------------

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any, Literal, NotRequired, Optional, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, Optional, Required, TypedDict
 
 import pytest
 
 from sire.dispatch.dispatcher import DispatchContext
-from sire.dispatch.toolschema import function_schemas, type_schema
+from sire.dispatch.toolschema import draft7, enum_parameters, function_schemas, type_schema
 
 
 class Color(enum.Enum):
@@ -47,6 +47,12 @@ class Page(TypedDict):
     next: NotRequired[str]
 
 
+class Draft(TypedDict, total=False):
+    title: Required[Annotated[str, "what it is called"]]
+    body: str
+    tags: Annotated[NotRequired[list[str]], "labels"]
+
+
 # Functional syntax: real objects, not strings, whatever `from __future__` says.
 PageByCall = TypedDict("PageByCall", {"items": list[str], "next": NotRequired[str]})  # noqa: UP013
 
@@ -69,6 +75,8 @@ HINTS: list[tuple[Any, dict[str, Any]]] = [
             "type": "array",
             "prefixItems": [{"type": "integer"}, {"type": "string"}],
             "items": False,
+            "minItems": 2,
+            "maxItems": 2,
         },
     ),
     (dict[str, int], {"type": "object", "additionalProperties": {"type": "integer"}}),
@@ -144,10 +152,6 @@ def test_type_schema_of_a_typeddict_keeps_annotated_descriptions_of_its_keys() -
     }
 
 
-@pytest.mark.xfail(
-    reason="type_schema does not unwrap NotRequired[...] from get_type_hints(include_extras=True)",
-    strict=True,
-)
 def test_type_schema_of_a_typeddict_with_not_required_keys_leaves_them_out_of_required() -> None:
     assert type_schema(PageByCall) == {
         "type": "object",
@@ -159,11 +163,6 @@ def test_type_schema_of_a_typeddict_with_not_required_keys_leaves_them_out_of_re
     }
 
 
-@pytest.mark.xfail(
-    reason="type_schema does not unwrap NotRequired[...], and under `from __future__ import "
-    "annotations` Python 3.11 counts NotRequired keys in __required_keys__",
-    strict=True,
-)
 def test_type_schema_of_a_class_typeddict_with_not_required_keys_under_string_annotations() -> None:
     schema = type_schema(Page)
 
@@ -171,10 +170,18 @@ def test_type_schema_of_a_class_typeddict_with_not_required_keys_under_string_an
     assert schema["required"] == ["items"]
 
 
-@pytest.mark.xfail(
-    reason="type_schema knows type(None) but not the None that builtin generics keep as an arg",
-    strict=True,
-)
+def test_type_schema_of_a_partial_typeddict_counts_its_required_keys_as_required() -> None:
+    assert type_schema(Draft) == {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "description": "what it is called"},
+            "body": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}, "description": "labels"},
+        },
+        "required": ["title"],
+    }
+
+
 @pytest.mark.parametrize(
     ("hint", "schema"),
     [
@@ -285,10 +292,6 @@ def test_google_style_args_give_parameter_descriptions_with_or_without_a_type() 
     assert properties["c"]["description"] == "the third term."
 
 
-@pytest.mark.xfail(
-    reason="_doc_args keeps only the first line of a description wrapped over several lines",
-    strict=True,
-)
 def test_a_description_wrapped_over_several_lines_is_kept_whole() -> None:
     def tool(a: int) -> dict[str, int]:
         """Add.
@@ -302,6 +305,48 @@ def test_a_description_wrapped_over_several_lines_is_kept_whole() -> None:
     properties = function_schemas(tool)[0]["properties"]
 
     assert properties["a"]["description"] == "the first term, described over two lines."
+
+
+def test_a_description_may_start_on_the_line_after_its_name() -> None:
+    def tool(a: int, b: int) -> dict[str, int]:
+        """Add.
+
+        Args:
+            a:
+                the first term.
+            b (int):
+                the second
+                term.
+        """
+        raise NotImplementedError
+
+    properties = function_schemas(tool)[0]["properties"]
+
+    assert properties["a"]["description"] == "the first term."
+    assert properties["b"]["description"] == "the second term."
+
+
+def test_the_args_section_ends_at_the_next_section() -> None:
+    def tool(a: int, total: int = 0, error: str = "") -> dict[str, int]:
+        """Add.
+
+        Args:
+            a: the first term,
+                wrapped.
+
+        Returns:
+            total: not an argument's description.
+
+        Raises:
+            error: nor this.
+        """
+        raise NotImplementedError
+
+    properties = function_schemas(tool)[0]["properties"]
+
+    assert properties["a"]["description"] == "the first term, wrapped."
+    assert "description" not in properties["total"]
+    assert "description" not in properties["error"]
 
 
 def test_a_parameter_missing_from_args_has_no_description() -> None:
@@ -432,10 +477,6 @@ def test_a_dict_return_type_declares_its_value_schema() -> None:
     }
 
 
-@pytest.mark.xfail(
-    reason="an Enum default is put into the schema as the member, not its JSON value",
-    strict=True,
-)
 def test_an_enum_default_is_given_as_its_json_value() -> None:
     def tool(color: Color = Color.RED) -> dict[str, Any]:
         raise NotImplementedError
@@ -444,3 +485,44 @@ def test_an_enum_default_is_given_as_its_json_value() -> None:
         "enum": ["red", "blue"],
         "default": "red",
     }
+
+
+def test_an_enum_or_optional_enum_parameter_is_listed_with_its_enum() -> None:
+    def tool(
+        color: Color, level: Annotated[Level, "how much"] = Level.LOW, maybe: Color | None = None
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def plain(text: str, either: Color | Level = Color.RED) -> dict[str, Any]:
+        raise NotImplementedError
+
+    assert enum_parameters(tool) == {"color": Color, "level": Level, "maybe": Color}
+    assert enum_parameters(plain) == {}
+
+
+def test_draft7_rewrites_prefix_items_wherever_a_subschema_may_be() -> None:
+    pair = type_schema(tuple[int, str])
+    schema = {
+        "type": "object",
+        "properties": {"prefixItems": pair, "enum": {"anyOf": [pair, {"type": "null"}]}},
+        "additionalProperties": {"type": "array", "items": pair},
+        "default": {"prefixItems": [1], "items": False},
+    }
+    translated_pair = {
+        "type": "array",
+        "items": [{"type": "integer"}, {"type": "string"}],
+        "additionalItems": False,
+        "minItems": 2,
+        "maxItems": 2,
+    }
+
+    assert draft7(schema) == {
+        "type": "object",
+        "properties": {
+            "prefixItems": translated_pair,
+            "enum": {"anyOf": [translated_pair, {"type": "null"}]},
+        },
+        "additionalProperties": {"type": "array", "items": translated_pair},
+        "default": {"prefixItems": [1], "items": False},
+    }
+    assert schema["properties"]["prefixItems"] == pair  # not changed in place

@@ -12,10 +12,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, TypeVar
 
 from sire.dispatch.dispatcher import DispatchContext
-from sire.dispatch.toolschema import Schema, function_schemas
+from sire.dispatch.toolschema import Schema, draft7, enum_parameters, function_schemas
 from sire.errors import DispatchError, ToolError, ToolInputError, ToolNotFoundError
 from sire.model.uri import ToolURI
 from sire.model.workflow import ServerSpec
@@ -69,8 +70,12 @@ class RegisteredTool:
     def validators(self) -> tuple[_Validator, _Validator | None]:
         if self._validators is None:
             inputs, outputs, _ = self._derive()
+            validate_in = _compile(inputs)
+            enums = enum_parameters(self.fn)
+            if enums:
+                validate_in = _with_enum_members(validate_in, enums)
             self._validators = (
-                _compile(inputs),
+                validate_in,
                 _compile(outputs) if outputs is not None else None,
             )
         return self._validators
@@ -95,7 +100,7 @@ class RegisteredTool:
         except DispatchError:
             raise
         except Exception as exc:
-            raise ToolError(f"{self.name}: {exc or type(exc).__name__}") from exc
+            raise ToolError(f"{self.name}: {str(exc) or type(exc).__name__}") from exc
         if not isinstance(result, dict):
             raise ToolError(f"{self.name} returned {type(result).__name__}, not an object")
         if validate_out is not None:
@@ -121,8 +126,24 @@ def _compile(schema: Schema) -> _Validator:
         return _accept  # arguments and outputs are always objects already
     import fastjsonschema
 
-    validate: _Validator = fastjsonschema.compile(schema)
+    # fastjsonschema knows drafts 4 to 7; the advertised schema may use 2020-12 `prefixItems`.
+    validate: _Validator = fastjsonschema.compile(draft7(schema))
     return validate
+
+
+def _with_enum_members(validate: _Validator, enums: Mapping[str, type[Enum]]) -> _Validator:
+    """`validate`, then each Enum parameter's JSON value turned into its member."""
+    members = tuple(enums.items())
+
+    def validate_and_convert(arguments: Any) -> Any:
+        kwargs = validate(arguments)
+        for name, enum_type in members:
+            value = kwargs.get(name)
+            if value is not None:
+                kwargs[name] = enum_type(value)
+        return kwargs
+
+    return validate_and_convert
 
 
 def _schema_message(exc: Exception, what: str) -> str:
@@ -209,6 +230,8 @@ class InProcessDispatcher:
     async def dispatch(
         self, ctx: DispatchContext, tool: ToolURI, params: Mapping[str, Any]
     ) -> dict[str, Any]:
+        if tool.target != "local":
+            raise _not_local(tool)
         try:
             registered = self.server._tools[tool.tool]
         except KeyError:
@@ -222,10 +245,7 @@ class InProcessDispatcher:
 
     def check(self, tool: ToolURI, servers: Mapping[str, ServerSpec]) -> None:
         if tool.target != "local":
-            raise ToolNotFoundError(
-                f"'{tool}' is not a built-in tool URI (expected sire:local/<tool>)",
-                tool_uri=str(tool),
-            )
+            raise _not_local(tool)
         try:
             self.server.get(tool.tool)
         except ToolNotFoundError as exc:
@@ -234,3 +254,10 @@ class InProcessDispatcher:
 
     async def aclose(self) -> None:
         return None
+
+
+def _not_local(tool: ToolURI) -> ToolNotFoundError:
+    return ToolNotFoundError(
+        f"'{tool}' is not a built-in tool URI (expected {tool.scheme}:local/<tool>)",
+        tool_uri=str(tool),
+    )

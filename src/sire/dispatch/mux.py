@@ -81,21 +81,39 @@ class DispatcherMux:
     async def dispatch(
         self, ctx: DispatchContext, tool: ToolURI, params: Mapping[str, Any]
     ) -> dict[str, Any]:
-        dispatcher = self._dispatchers.get(tool.scheme) or self.resolve(tool.scheme)
+        dispatcher = self._dispatchers.get(tool.scheme)
+        if dispatcher is None:
+            dispatcher = self._resolve_for(tool)
         return await dispatcher.dispatch(ctx, tool, params)
 
     def check(self, tool: ToolURI, servers: Mapping[str, ServerSpec]) -> None:
+        self._resolve_for(tool).check(tool, servers)
+
+    async def aclose(self) -> None:
+        """Close every dispatcher built so far, even when some fail to.
+
+        Raises:
+            Exception: the one dispatcher's error, or an ExceptionGroup of several.
+        """
+        dispatchers, self._dispatchers = self._dispatchers, {}
+        errors: list[Exception] = []
+        for dispatcher in dispatchers.values():
+            try:
+                await dispatcher.aclose()
+            except Exception as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise ExceptionGroup("several dispatchers failed to close", errors)
+
+    def _resolve_for(self, tool: ToolURI) -> Dispatcher:
+        """`resolve(tool.scheme)`, naming `tool` in the error."""
         try:
-            dispatcher = self.resolve(tool.scheme)
+            return self.resolve(tool.scheme)
         except ToolNotFoundError as exc:
             exc.tool_uri = str(tool)
             raise
-        dispatcher.check(tool, servers)
-
-    async def aclose(self) -> None:
-        dispatchers, self._dispatchers = self._dispatchers, {}
-        for dispatcher in dispatchers.values():
-            await dispatcher.aclose()
 
     def _plugin_entries(self) -> dict[str, Any]:
         if self._plugins is None:

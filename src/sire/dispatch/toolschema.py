@@ -23,6 +23,7 @@ _SCALARS: dict[Any, Schema] = {
     float: {"type": "number"},
     bool: {"type": "boolean"},
     type(None): {"type": "null"},
+    None: {"type": "null"},  # as builtin generics keep it: dict[str, None]
     Any: {},
     object: {},
 }
@@ -37,6 +38,8 @@ def type_schema(hint: Any) -> Schema:
     if hint in _SCALARS:
         return dict(_SCALARS[hint])
     origin, args = get_origin(hint), get_args(hint)
+    if origin in (typing.Required, typing.NotRequired):
+        return type_schema(args[0])
     if origin is typing.Annotated:
         schema = type_schema(args[0])
         docs = [a for a in args[1:] if isinstance(a, str)]
@@ -55,18 +58,33 @@ def type_schema(hint: Any) -> Schema:
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return {"type": "array", "items": type_schema(args[0])}
-        return {"type": "array", "prefixItems": [type_schema(a) for a in args], "items": False}
+        # JSON Schema 2020-12, as MCP advertises; `draft7` translates it for validators.
+        return {
+            "type": "array",
+            "prefixItems": [type_schema(a) for a in args],
+            "items": False,
+            "minItems": len(args),
+            "maxItems": len(args),
+        }
     if origin in (dict, Mapping) or hint in (dict, Mapping):
         if args and args[1] is not Any:
             return {"type": "object", "additionalProperties": type_schema(args[1])}
         return {"type": "object"}
     if is_typeddict(hint):
         hints = typing.get_type_hints(hint, include_extras=True)
-        required = sorted(getattr(hint, "__required_keys__", hints))
+        keys = set(getattr(hint, "__required_keys__", hints))
+        for name, key_hint in hints.items():
+            # The wrappers win: under `from __future__ import annotations`, Python 3.11
+            # counts NotRequired keys in __required_keys__ (and misses Required ones).
+            marked = _required_marker(key_hint)
+            if marked is True:
+                keys.add(name)
+            elif marked is False:
+                keys.discard(name)
         schema = {
             "type": "object",
             "properties": {name: type_schema(h) for name, h in hints.items()},
-            "required": required,
+            "required": sorted(keys),
         }
         if hint.__doc__:
             schema["description"] = inspect.cleandoc(hint.__doc__).split("\n\n")[0]
@@ -76,15 +94,100 @@ def type_schema(hint: Any) -> Schema:
     raise TypeError(f"type {hint!r} has no JSON Schema")
 
 
+def _required_marker(hint: Any) -> bool | None:
+    """True for `Required[...]`, False for `NotRequired[...]` (inside Annotated too), else None."""
+    origin = get_origin(hint)
+    if origin is typing.Annotated:
+        origin = get_origin(get_args(hint)[0])
+    if origin is typing.Required:
+        return True
+    if origin is typing.NotRequired:
+        return False
+    return None
+
+
+def draft7(schema: Schema) -> Schema:
+    """`schema` with 2020-12 `prefixItems` rewritten for draft 4-7 validators (fastjsonschema).
+
+    `prefixItems: [...]` becomes `items: [...]`, and the 2020-12 `items` (the schema of
+    the items after those) becomes `additionalItems`; subschemas are rewritten alike.
+    """
+    translated: Schema = {}
+    for key, value in schema.items():
+        if isinstance(value, dict):
+            if key in _SUBSCHEMA:
+                value = draft7(value)
+            elif key in _SUBSCHEMA_MAPS:
+                value = {k: draft7(v) if isinstance(v, dict) else v for k, v in value.items()}
+        elif isinstance(value, list) and key in _SUBSCHEMA_LISTS:
+            value = [draft7(v) if isinstance(v, dict) else v for v in value]
+        translated[key] = value
+    if isinstance(translated.get("prefixItems"), list):
+        if "items" in translated:
+            translated["additionalItems"] = translated.pop("items")
+        translated["items"] = translated.pop("prefixItems")
+    return translated
+
+
+_SUBSCHEMA = frozenset(
+    {
+        "items",
+        "additionalItems",
+        "additionalProperties",
+        "contains",
+        "propertyNames",
+        "not",
+        "if",
+        "then",
+        "else",
+    }
+)
+_SUBSCHEMA_LISTS = frozenset({"prefixItems", "items", "anyOf", "allOf", "oneOf"})
+_SUBSCHEMA_MAPS = frozenset(
+    {"properties", "patternProperties", "dependentSchemas", "definitions", "$defs"}
+)
+_ARG = re.compile(r"(\*{0,2}\w+)(?:\s*\([^)]*\))?:\s*(.*)\Z")
+
+
 def _doc_args(doc: str) -> dict[str, str]:
-    """Descriptions from a Google-style `Args:` section."""
-    section = re.search(r"^\s*Args:\s*\n((?:\s+.*\n?)*)", doc, re.M)
-    if not section:
+    """Descriptions from a Google-style `Args:` section.
+
+    A description may be wrapped over several lines indented deeper than its name.
+    The section ends at the next line indented no deeper than `Args:`, such as `Returns:`.
+    """
+    lines = inspect.cleandoc(doc).splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == "Args:"), None)
+    if start is None:
         return {}
-    found: dict[str, str] = {}
-    for match in re.finditer(r"^\s+(\*{0,2}\w+)(?:\s*\([^)]*\))?:\s*(.+)$", section.group(1), re.M):
-        found[match.group(1).lstrip("*")] = match.group(2).strip()
-    return found
+    section_indent = _indent(lines[start])
+    entry_indent: int | None = None
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines[start + 1 :]:
+        text = line.strip()
+        if not text:
+            continue
+        indent = _indent(line)
+        if indent <= section_indent:
+            break  # the next section
+        if entry_indent is None:
+            entry_indent = indent
+        if indent > entry_indent:
+            if current is not None:
+                current.append(text)  # a description continued
+            continue
+        match = _ARG.match(text)
+        if match is None:
+            current = None
+            continue
+        current = found[match.group(1).lstrip("*")] = []
+        if match.group(2):
+            current.append(match.group(2))
+    return {name: " ".join(words) for name, words in found.items() if words}
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
 
 
 def function_schemas(
@@ -123,7 +226,8 @@ def function_schemas(
         if param.default is inspect.Parameter.empty:
             required.append(name)
         else:
-            schema["default"] = param.default
+            default = param.default
+            schema["default"] = default.value if isinstance(default, enum.Enum) else default
         properties[name] = schema
     input_schema: Schema = {"type": "object", "properties": properties}
     if required:
@@ -136,3 +240,20 @@ def function_schemas(
         if output_schema.get("type") != "object":
             raise TypeError(f"{fn.__name__}: a tool must return an object (a dict or TypedDict)")
     return input_schema, output_schema, context_param
+
+
+def enum_parameters(fn: Callable[..., Any]) -> dict[str, type[enum.Enum]]:
+    """The parameters of `fn` typed as an Enum (or an optional one), with their Enum.
+
+    Their JSON values (the schema's `enum`) are to be turned back into members.
+    """
+    found: dict[str, type[enum.Enum]] = {}
+    for name, hint in typing.get_type_hints(fn).items():
+        if name == "return":
+            continue
+        if get_origin(hint) in (Union, types.UnionType):
+            options = [a for a in get_args(hint) if a is not type(None)]
+            hint = options[0] if len(options) == 1 else None
+        if isinstance(hint, type) and issubclass(hint, enum.Enum):
+            found[name] = hint
+    return found
