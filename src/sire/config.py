@@ -16,6 +16,7 @@ from sire.errors import ConfigError
 from sire.model.workflow import ServerSpec
 
 DEFAULT_MAX_PAYLOAD = 10 * 1024 * 1024
+DEFAULT_LEASE_TTL = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class Config:
         env_allow: environment variables templates may read as `env.NAME`.
         http_allow_hosts: hosts `http.request` may reach (None: any).
         max_payload_bytes: the largest input or output a tool may take or give.
+        lease_ttl: how long a driver's lease lasts unrenewed (renewed every third of it).
     """
 
     home: Path
@@ -39,6 +41,7 @@ class Config:
     env_allow: tuple[str, ...] = ()
     http_allow_hosts: tuple[str, ...] | None = None
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD
+    lease_ttl: float = 15.0
 
     @property
     def cache_dir(self) -> Path:
@@ -82,7 +85,23 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         env_allow=reader.strings("templates.env") or (),
         http_allow_hosts=hosts,
         max_payload_bytes=reader.integer("limits.max_payload_bytes", DEFAULT_MAX_PAYLOAD),
+        lease_ttl=_lease_ttl(environ, reader),
     )
+
+
+def _lease_ttl(environ: Mapping[str, str], reader: _Reader) -> float:
+    raw = environ.get("SIRE_LEASE_TTL")
+    if raw is None:
+        return reader.duration("agent.lease_ttl", DEFAULT_LEASE_TTL)
+    from sire.model.durations import parse_duration
+
+    try:
+        ttl = parse_duration(raw)
+    except ValueError:
+        raise ConfigError(f"SIRE_LEASE_TTL={raw!r} is not a duration (e.g. 15s)") from None
+    if ttl <= 0:
+        raise ConfigError("SIRE_LEASE_TTL must be more than 0")
+    return ttl
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -164,6 +183,20 @@ class _Reader:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self._fail(key, "a list of strings")
         return tuple(value)
+
+    def duration(self, key: str, default: float) -> float:
+        value = self._get(key)
+        if value is None:
+            return default
+        from sire.model.durations import parse_duration
+
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            raise self._fail(key, "a duration such as 15s") from None
+        if seconds <= 0:
+            raise self._fail(key, "more than 0")
+        return seconds
 
     def integer(self, key: str, default: int) -> int:
         value = self._get(key)

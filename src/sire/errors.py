@@ -11,7 +11,10 @@
     │   ├── ToolInputError       the arguments do not match the tool's inputSchema
     │   └── TransportError       the tool could not be reached
     ├── StoreError               the store refused or failed                    exit 3
-    │   └── NotFoundError        no such execution                              exit 2
+    │   ├── NotFoundError        no such execution                              exit 2
+    │   ├── StaleLeaseError      a write under a lease someone else took over
+    │   └── LeaseHeldError       another driver holds the execution's lease
+    ├── InvalidTransitionError   the execution cannot do that in its state      exit 2
     └── ConfigError              the environment or config.yaml is wrong        exit 3
 
 `str(error)` is one sentence: where, why, and what to do when that is known.
@@ -129,6 +132,20 @@ class StoreError(SireError):
 
 class NotFoundError(StoreError):
     """No execution (or other record) with that id."""
+
+    exit_code = 2
+
+
+class StaleLeaseError(StoreError):
+    """A write carried a fencing token that is no longer the execution's current one."""
+
+
+class LeaseHeldError(StoreError):
+    """Another driver holds a live lease on the execution."""
+
+
+class InvalidTransitionError(SireError):
+    """The request does not fit the execution's state (e.g. cancelling a finished one)."""
 
     exit_code = 2
 

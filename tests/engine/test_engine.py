@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from sire.dispatch.dispatcher import DispatchContext
 from sire.dispatch.inprocess import InProcessDispatcher, InProcessServer
 from sire.dispatch.mux import DispatcherMux
 from sire.engine.engine import Engine
-from sire.errors import ToolError
+from sire.errors import StaleLeaseError, ToolError
 from sire.model.execution import (
     Execution,
     ExecutionStatus,
@@ -24,6 +25,7 @@ from sire.model.execution import (
 from sire.model.inputs import resolve_inputs
 from sire.model.loader import parse_workflow
 from sire.model.workflow import Workflow
+from sire.storage.base import Lease
 from sire.testing import FakeClock, MemoryStore
 
 BOUND = 5.0  # seconds any coordinated wait may take before the test fails
@@ -116,7 +118,7 @@ def run(tools: Recorder) -> Runner:
         if execution is None:
             values = resolve_inputs(workflow, inputs or {})
             execution = Execution(new_execution_id(), workflow.id, workflow.digest, inputs=values)
-            await store.create_execution(execution)
+            await store.create_execution(execution, workflow.text)
         async with asyncio.timeout(BOUND):
             return await engine.run(workflow, execution)
 
@@ -433,13 +435,18 @@ class RecordingStore(MemoryStore):
         self.statuses: list[ExecutionStatus] = []
         self.writes: list[tuple[str, StepStatus]] = []
 
-    async def record_transition(self, execution_id: str, key: str, state: StepState) -> None:
-        await super().record_transition(execution_id, key, state)
-        self.seen.append((state, self._executions[execution_id].status))
+    def stage_transition(self, lease: Lease, key: str, state: StepState) -> None:
+        super().stage_transition(lease, key, state)
+        self.seen.append((state, self._rows[lease.execution_id].execution.status))
         self.writes.append((key, state.status))
 
-    async def update_execution(self, execution_id: str, status: ExecutionStatus, **kw: Any) -> None:
-        await super().update_execution(execution_id, status, **kw)
+    async def record_transition(self, lease: Lease, key: str, state: StepState) -> None:
+        await super().record_transition(lease, key, state)
+        self.seen.append((state, self._rows[lease.execution_id].execution.status))
+        self.writes.append((key, state.status))
+
+    async def update_execution(self, lease: Lease, status: ExecutionStatus, **kw: Any) -> None:
+        await super().update_execution(lease, status, **kw)
         self.statuses.append(status)
 
 
@@ -480,7 +487,7 @@ async def test_cancelling_a_run_cancels_tool_calls_and_leaves_it_resumable(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert tools.cancelled == ["busy"]
-    (stored,) = store._executions.values()
+    (stored,) = [row.execution for row in store._rows.values()]
     assert stored.status is ExecutionStatus.RUNNING
     assert stored.step_states["done"].status is StepStatus.COMPLETED
     assert stored.step_states["busy"].status is StepStatus.PENDING
@@ -499,7 +506,7 @@ async def test_resuming_runs_only_what_did_not_complete(tools: Recorder, run: Ru
     execution.step_states["first"] = StepState(
         StepStatus.COMPLETED, {"by": "first", "value": 41}, attempts=1
     )
-    await store.create_execution(execution)
+    await store.create_execution(execution, wf.text)
     result = await run(wf, store=store, execution=execution)
     assert tools.events == []
     assert result.step_states["second"].output == {"got": 41}
@@ -575,3 +582,121 @@ async def test_a_long_chain_runs_in_order(tools: Recorder, run: Runner) -> None:
     execution = await run(wf)
     assert execution.status is ExecutionStatus.COMPLETED
     assert tools.events[::2] == [f"start s{i}" for i in range(300)]
+
+
+async def test_retry_on_limits_which_failures_are_retried(tools: Recorder, run: Runner) -> None:
+    wf = workflow("""
+        id: t
+        steps:
+          - id: only_timeouts
+            tool: sire:local/work
+            retry: {max_attempts: 3, initial_interval: 1s, retry_on: [timeout]}
+    """)
+    tools.failures["only_timeouts"] = 2
+    clock = FakeClock()
+    execution = await run(wf, clock=clock)
+    assert execution.step_states["only_timeouts"].status is StepStatus.FAILED
+    assert execution.step_states["only_timeouts"].attempts == 1
+    assert clock.sleeps == []
+
+
+async def test_a_timeout_is_retried_like_any_failure(tools: Recorder, run: Runner) -> None:
+    wf = workflow("""
+        id: t
+        steps:
+          - id: slow
+            tool: sire:local/work
+            timeout: 10ms
+            retry: {max_attempts: 2, initial_interval: 1s}
+    """)
+    tools.gate("slow")  # never opened: both attempts time out
+    clock = FakeClock()
+    execution = await run(wf, clock=clock)
+    state = execution.step_states["slow"]
+    assert (state.status, state.attempts, state.error) == (
+        StepStatus.FAILED,
+        2,
+        "timed out after 10ms",
+    )
+    assert clock.sleeps == [1.0]
+
+
+async def test_resuming_a_failed_execution_reruns_failed_and_skipped_steps_with_a_fresh_budget(
+    tools: Recorder, run: Runner
+) -> None:
+    wf = workflow("""
+        id: t
+        steps:
+          - {id: good, tool: "sire:local/work"}
+          - {id: flaky, tool: "sire:local/work", needs: [good], retry: {max_attempts: 2}}
+          - {id: after, tool: "sire:local/work", needs: [flaky]}
+    """)
+    tools.failures["flaky"] = 2
+    store = MemoryStore()
+    first = await run(wf, store=store)
+    assert first.status is ExecutionStatus.FAILED
+    assert first.step_states["after"].status is StepStatus.SKIPPED
+    tools.events.clear()
+    second = await run(wf, store=store, execution=await store.get_execution(first.id))
+    assert second.status is ExecutionStatus.COMPLETED
+    assert tools.events == ["start flaky", "end flaky", "start after", "end after"]
+    assert second.step_states["flaky"].attempts == 3
+    assert tools.contexts["flaky"].idempotency_key == f"{first.id}/flaky"
+
+
+async def test_a_driver_whose_lease_was_taken_over_stops_writing(
+    tools: Recorder, run: Runner
+) -> None:
+    wf = workflow("""
+        id: t
+        steps:
+          - {id: busy, tool: "sire:local/work"}
+          - {id: after, tool: "sire:local/work", needs: [busy]}
+    """)
+    gate = tools.gate("busy")
+    store = MemoryStore()
+    execution = Execution(new_execution_id(), wf.id, wf.digest)
+    await store.create_execution(execution, wf.text)
+    lease = await store.acquire_lease(execution.id, "first", 30, 0)
+    mux = DispatcherMux({"sire": InProcessDispatcher(tools.server)}, entry_points=False)
+    engine = Engine(store, mux, clock=FakeClock(start=0))
+    task = asyncio.create_task(engine.run(wf, execution, lease=lease))
+    async with asyncio.timeout(BOUND):
+        await tools.started["busy"].wait()
+    await store.acquire_lease(execution.id, "second", 30, 1_000)  # the first lease expired
+    gate.set()
+    with pytest.raises(StaleLeaseError):
+        async with asyncio.timeout(BOUND):
+            await task
+    stored = await store.get_execution(execution.id)
+    busy = stored.step_states.get("busy")
+    assert busy is None or busy.status is StepStatus.RUNNING  # its completion was refused
+    assert "after" not in stored.step_states
+
+
+async def test_cancel_requested_while_driving_cancels_running_calls_and_the_execution(
+    tools: Recorder,
+) -> None:
+    wf = workflow("""
+        id: t
+        steps:
+          - {id: busy, tool: "sire:local/work"}
+          - {id: after, tool: "sire:local/work", needs: [busy]}
+    """)
+    tools.gate("busy")
+    store = MemoryStore()
+    execution = Execution(new_execution_id(), wf.id, wf.digest)
+    await store.create_execution(execution, wf.text)
+    mux = DispatcherMux({"sire": InProcessDispatcher(tools.server)}, entry_points=False)
+    engine = Engine(store, mux, lease_ttl=0.03)  # heartbeat every 10 ms
+    task = asyncio.create_task(engine.run(wf, execution))
+    async with asyncio.timeout(BOUND):
+        await tools.started["busy"].wait()
+        await store.request_cancel(execution.id, time.time())
+        result = await task
+    assert result.status is ExecutionStatus.CANCELLED
+    assert tools.cancelled == ["busy"]
+    stored = await store.get_execution(execution.id)
+    assert stored.status is ExecutionStatus.CANCELLED
+    assert stored.step_states["busy"].status is StepStatus.CANCELLED
+    assert stored.step_states["after"].status is StepStatus.CANCELLED

@@ -70,7 +70,7 @@ def test_no_step_starts_before_its_dependencies_and_each_runs_at_most_once(
             store, DispatcherMux({"sire": InProcessDispatcher(server)}), clock=FakeClock()
         )
         execution = Execution("e", workflow.id, workflow.digest)
-        await store.create_execution(execution)
+        await store.create_execution(execution, workflow.text)
         async with asyncio.timeout(10):
             return await engine.run(workflow, execution)
 

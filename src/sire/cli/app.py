@@ -10,6 +10,15 @@ from typing import Annotated, Any
 
 import typer
 
+from sire.cli.common import (
+    DbOption,
+    FileArgument,
+    JsonFlag,
+    VerboseFlag,
+    emit_json,
+    execution_document,
+)
+from sire.cli.executions import agent, execution_app
 from sire.config import load_config
 from sire.model.execution import Execution, ExecutionStatus
 
@@ -25,19 +34,6 @@ workflow_app = typer.Typer(help="Validate, draw and run workflow files.", no_arg
 tool_app = typer.Typer(help="Inspect the tools workflows can call.", no_args_is_help=True)
 app.add_typer(workflow_app, name="workflow")
 app.add_typer(tool_app, name="tool")
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document at the end.")]
-FileArgument = Annotated[
-    Path, typer.Argument(help="The workflow file.", metavar="FILE", show_default=False)
-]
-VerboseFlag = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.", hidden=True)
-]
-
-
-def emit_json(document: Any) -> None:
-    """Print `document` as the command's one JSON result."""
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
 def _version(value: bool) -> None:
@@ -73,11 +69,15 @@ def run(
         Path | None,
         typer.Option("--workspace", help="Directory tools' files live in [default: here]."),
     ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Only create the execution, for an agent to run.")
+    ] = False,
+    db: DbOption = None,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ) -> None:
     """Run a workflow to its end with live step progress."""
-    raise typer.Exit(_run(file, inputs or [], inputs_file, workspace, as_json))
+    raise typer.Exit(_run(file, inputs or [], inputs_file, workspace, as_json, detach, db))
 
 
 app.command("run")(run)
@@ -90,14 +90,19 @@ run_app.command("run")(run)
 
 
 def _run(
-    file: Path, pairs: list[str], inputs_file: Path | None, workspace: Path | None, as_json: bool
+    file: Path,
+    pairs: list[str],
+    inputs_file: Path | None,
+    workspace: Path | None,
+    as_json: bool,
+    detach: bool,
+    db: str | None,
 ) -> int:
     import asyncio
 
     from sire.cli import runtime
     from sire.model.inputs import parse_assignments, resolve_inputs
     from sire.model.loader import load_workflow
-    from sire.storage.memory import MemoryStore
 
     config = load_config()
     workflow = load_workflow(file, cache_dir=config.cache_dir)
@@ -112,7 +117,7 @@ def _run(
 
         raise InputError(f"--workspace {workspace}: not a directory")
     execution = runtime.new_execution(workflow, values, root)
-    progress = _progress(as_json)
+    progress = None if detach else progress_for(as_json)
     if progress is not None:
         progress.started(execution, max(len(s.id) for s in workflow.steps))
     started = time.perf_counter()
@@ -121,10 +126,11 @@ def _run(
             runtime.execute(
                 workflow,
                 execution,
-                store=MemoryStore(),
+                config=config,
+                db=db,
                 dispatcher=mux,
-                observer=progress or _quiet(),
-                env=config.template_env(),
+                observer=progress or runtime.quiet(),
+                detach=detach,
             )
         )
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -132,31 +138,36 @@ def _run(
             progress.stop()
         message = f"interrupted: execution {execution.id} stopped; it is resumable"
         if as_json:
-            emit_json(_execution_document(execution, time.perf_counter() - started))
+            emit_json(execution_document(execution, time.perf_counter() - started))
         print(f"sire: {message}", file=sys.stderr)
         return 130
+    elapsed = time.perf_counter() - started
+    if detach:
+        if as_json:
+            emit_json(execution_document(execution, elapsed))
+        else:
+            print(f"execution {execution.id}  workflow {execution.workflow_id}  pending")
+        return 0
+    return finish_run(execution, progress, elapsed, as_json)
+
+
+def finish_run(execution: Execution, progress: Any, elapsed: float, as_json: bool) -> int:
+    """Report a driven execution's end; its exit status (0 completed, 1 otherwise)."""
     if progress is not None:
         progress.stop()
-    elapsed = time.perf_counter() - started
     if as_json:
-        emit_json(_execution_document(execution, elapsed))
+        emit_json(execution_document(execution, elapsed))
     else:
         _print_result(execution, elapsed)
     return 0 if execution.status is ExecutionStatus.COMPLETED else 1
 
 
-def _progress(as_json: bool) -> Any:
+def progress_for(as_json: bool) -> Any:
     if as_json:
         return None
     from sire.cli.progress import LiveProgress, PlainProgress
 
     return LiveProgress() if sys.stdout.isatty() else PlainProgress()
-
-
-def _quiet() -> Any:
-    from sire.engine.engine import NullObserver
-
-    return NullObserver()
 
 
 def _read_inputs_file(path: Path) -> dict[str, Any]:
@@ -175,30 +186,6 @@ def _read_inputs_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"--inputs-file {path}: must hold a mapping of input names to values")
     return data
-
-
-def _execution_document(execution: Execution, elapsed: float) -> dict[str, Any]:
-    return {
-        "execution_id": execution.id,
-        "workflow_id": execution.workflow_id,
-        "status": str(execution.status),
-        "inputs": execution.inputs,
-        "outputs": execution.outputs,
-        "error": execution.error,
-        "workspace": execution.workspace,
-        "duration_ms": round(elapsed * 1000, 3),
-        "steps": {
-            key: {
-                "status": str(state.status),
-                "attempts": state.attempts,
-                "output": state.output,
-                "error": state.error,
-                "started_at": state.started_at,
-                "finished_at": state.finished_at,
-            }
-            for key, state in execution.step_states.items()
-        },
-    }
 
 
 def _print_result(execution: Execution, elapsed: float) -> None:
@@ -314,3 +301,7 @@ def tool_list(as_json: JsonFlag = False, verbose: VerboseFlag = False) -> None:
         required = set(tool["inputSchema"].get("required", []))
         args = ", ".join(f"{n}{'' if n in required else '?'}" for n in props) or "..."
         print(f"sire:local/{tool['name']:<{width}}  ({args})  {tool['description']}")
+
+
+app.add_typer(execution_app, name="execution")
+app.command("agent")(agent)

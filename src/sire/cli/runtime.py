@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from sire.config import Config
 from sire.dispatch.mux import DispatcherMux
 from sire.engine.engine import Engine, EngineObserver
-from sire.errors import DefinitionError, ToolNotFoundError
-from sire.model.execution import Execution, new_execution_id
+from sire.errors import DefinitionError, InvalidTransitionError, ToolNotFoundError
+from sire.model.execution import Execution, ExecutionStatus, new_execution_id
+from sire.model.loader import load_workflow, parse_workflow
 from sire.model.workflow import Workflow
-from sire.storage.base import Store
+from sire.storage import open_store
 
 
 def tool_settings(config: Config) -> Any:
@@ -69,6 +70,13 @@ def check_workflow(workflow: Workflow, mux: DispatcherMux, config: Config) -> No
             ) from None
 
 
+def quiet() -> EngineObserver:
+    """An observer that shows nothing (for --json)."""
+    from sire.engine.engine import NullObserver
+
+    return NullObserver()
+
+
 def new_execution(workflow: Workflow, inputs: dict[str, Any], workspace: Path) -> Execution:
     return Execution(
         id=new_execution_id(),
@@ -83,21 +91,95 @@ async def execute(
     workflow: Workflow,
     execution: Execution,
     *,
-    store: Store,
+    config: Config,
+    db: str | None,
     dispatcher: DispatcherMux,
     observer: EngineObserver,
-    env: Mapping[str, str],
+    detach: bool = False,
 ) -> Execution:
-    """Create and drive `execution`; SIGTERM interrupts it like Ctrl-C (resumable)."""
+    """Store `execution` and drive it (unless `detach`); SIGTERM interrupts like Ctrl-C."""
+    store = await open_store(db or config.db_url, home=config.home)
+    try:
+        await store.create_execution(execution, workflow.text)
+        if detach:
+            return execution
+        engine = Engine(
+            store,
+            dispatcher,
+            observer=observer,
+            env=config.template_env(),
+            lease_ttl=config.lease_ttl,
+        )
+        return await _interruptible(engine.run(workflow, execution))
+    finally:
+        await dispatcher.aclose()
+        await store.aclose()
+
+
+async def resume(
+    execution_id: str,
+    *,
+    config: Config,
+    db: str | None,
+    dispatcher: DispatcherMux,
+    observer: EngineObserver,
+    definition: Path | None = None,
+    on_start: Callable[[Execution], None] | None = None,
+) -> Execution:
+    """Drive a stored execution on from where it stopped (DESIGN §4: `failed -> running`).
+
+    Raises:
+        NotFoundError: no such execution.
+        InvalidTransitionError: it completed or was cancelled.
+        LeaseHeldError: another driver holds it.
+    """
+    store = await open_store(db or config.db_url, home=config.home)
+    try:
+        execution = await store.get_execution(execution_id)
+        if execution.status in (ExecutionStatus.COMPLETED, ExecutionStatus.CANCELLED):
+            raise InvalidTransitionError(
+                f"execution {execution_id} is {execution.status}; only unfinished or failed "
+                "executions can be resumed"
+            )
+        engine = Engine(
+            store,
+            dispatcher,
+            observer=observer,
+            env=config.template_env(),
+            lease_ttl=config.lease_ttl,
+        )
+        lease = await store.acquire_lease(
+            execution_id, engine.owner, engine.lease_ttl, engine.clock.time()
+        )
+        if definition is not None:
+            workflow = load_workflow(definition, cache_dir=config.cache_dir)
+            check_workflow(workflow, dispatcher, config)
+            await store.set_definition(lease, workflow.digest, workflow.text)
+            execution.workflow_hash = workflow.digest
+        else:
+            workflow = stored_workflow(
+                execution.workflow_hash, await store.get_definition(execution.workflow_hash)
+            )
+        if on_start is not None:
+            on_start(execution)
+        return await _interruptible(engine.run(workflow, execution, lease=lease))
+    finally:
+        await dispatcher.aclose()
+        await store.aclose()
+
+
+def stored_workflow(workflow_hash: str, source: str) -> Workflow:
+    """The workflow an execution was pinned to, from the source stored with it."""
+    return parse_workflow(source, source=f"<definition {workflow_hash[:12]}>", digest=workflow_hash)
+
+
+async def _interruptible(run: Awaitable[Execution]) -> Execution:
+    """Await `run`, letting SIGTERM interrupt it the way Ctrl-C does."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     if task is not None:
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
-        await store.create_execution(execution)
-        engine = Engine(store, dispatcher, observer=observer, env=env)
-        return await engine.run(workflow, execution)
+        return await run
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
-        await dispatcher.aclose()
-        await store.aclose()

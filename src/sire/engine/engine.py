@@ -11,6 +11,9 @@ and leaves the execution `running`: resumable, never `cancelled`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,16 +22,28 @@ from sire.clock import Clock, SystemClock
 from sire.dispatch.dispatcher import DispatchContext, Dispatcher, ProgressCallback, ignore_progress
 from sire.engine.retry import backoff_delay
 from sire.engine.templating import Renderer, Secrets, compile_value, render
-from sire.errors import DispatchError, SireError, TemplateError
+from sire.errors import (
+    DispatchError,
+    SireError,
+    StaleLeaseError,
+    TemplateError,
+    TransportError,
+)
 from sire.model.durations import format_duration
 from sire.model.execution import Execution, ExecutionStatus, StepState, StepStatus
 from sire.model.workflow import Step, Workflow
-from sire.storage.base import Store
+from sire.storage.base import Lease, Store
 
 _RUNNING = StepStatus.RUNNING
 _COMPLETED = StepStatus.COMPLETED
 _FAILED = StepStatus.FAILED
 _SKIPPED = StepStatus.SKIPPED
+_ENDED = frozenset({StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED})
+
+
+def default_owner() -> str:
+    """Who drives: `host:pid`, unique among live processes sharing a store."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class EngineObserver(Protocol):
@@ -90,6 +105,8 @@ class Engine:
         observer: EngineObserver | None = None,
         secrets: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
+        owner: str | None = None,
+        lease_ttl: float = 15.0,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
@@ -97,18 +114,32 @@ class Engine:
         self.observer: EngineObserver = observer or NullObserver()
         self.secrets = dict(secrets or {})
         self.env = dict(env or {})
+        self.owner = owner or default_owner()
+        self.lease_ttl = lease_ttl
         self._compiled: dict[str, dict[str, _CompiledStep]] = {}
 
-    async def run(self, workflow: Workflow, execution: Execution) -> Execution:
+    async def run(
+        self, workflow: Workflow, execution: Execution, *, lease: Lease | None = None
+    ) -> Execution:
         """Drive `execution` of `workflow` to its end and return it.
 
         Steps already `completed` in `execution.step_states` are not run again: their
-        stored outputs feed their dependents. The execution must be in the store.
+        stored outputs feed their dependents; failed and skipped ones run again with a
+        fresh retry budget (resuming a failed execution). The execution must be in
+        the store. Without a `lease`, the engine acquires one; it renews it by
+        heartbeat, stops if another driver takes it over, cancels the execution when
+        `sire execution cancel` asks, and releases it at the end or on interruption.
 
         Raises:
+            LeaseHeldError: another driver holds the execution.
+            StaleLeaseError: the lease was taken over while running; nothing more was written.
             StoreError: the store failed; the execution is left as stored.
         """
-        return await _Run(self, workflow, execution).drive()
+        if lease is None:
+            lease = await self.store.acquire_lease(
+                execution.id, self.owner, self.lease_ttl, self.clock.time()
+            )
+        return await _Run(self, workflow, execution, lease).drive()
 
     def compile(self, workflow: Workflow) -> dict[str, _CompiledStep]:
         """Compile the templates of every step once per workflow definition."""
@@ -133,8 +164,11 @@ class Engine:
 class _Run:
     """The state of driving one execution; lives as long as `Engine.run`."""
 
-    def __init__(self, engine: Engine, workflow: Workflow, execution: Execution) -> None:
+    def __init__(
+        self, engine: Engine, workflow: Workflow, execution: Execution, lease: Lease
+    ) -> None:
         self.engine = engine
+        self.lease = lease
         self.store = engine.store
         self.dispatcher = engine.dispatcher
         self.clock = engine.clock
@@ -172,30 +206,100 @@ class _Run:
         self.running = 0
         self.retrying = 0
         self.group: asyncio.TaskGroup | None = None
+        self.stopping: str | None = None  # "cancel" or "lost": why the heartbeat stopped us
 
     async def drive(self) -> Execution:
-        await self.set_status(ExecutionStatus.RUNNING)
+        driver = asyncio.current_task()
+        assert driver is not None
+        heartbeat = asyncio.create_task(self.heartbeat(driver), name="sire-heartbeat")
         try:
-            async with asyncio.TaskGroup() as group:
-                self.group = group
-                for step in self.workflow.steps:
-                    if self.waiting[step.id] == 0:
-                        self.spawn(step)
+            await self.set_status(ExecutionStatus.RUNNING)
+            try:
+                async with asyncio.TaskGroup() as group:
+                    self.group = group
+                    for step in self.workflow.steps:
+                        if self.waiting[step.id] == 0:
+                            self.spawn(step)
+            except BaseExceptionGroup as group_error:
+                stale = group_error.subgroup(StaleLeaseError)
+                if stale is not None:
+                    raise stale.exceptions[0] from None
+                raise
         except asyncio.CancelledError:
+            if self.stopping == "cancel" and driver.uncancel() == 0:
+                return await self.cancelled()
+            if self.stopping == "lost":
+                driver.uncancel()
+                raise StaleLeaseError(
+                    f"execution {self.execution.id}: lost its lease to another driver"
+                ) from None
             # Interrupted, not cancelled: the execution stays `running` and resumable.
+            await self.release()
             raise
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
         if self.failed:
             first = self.failed[0]
             error = self.execution.step_states[first].error
-            await self.set_status(ExecutionStatus.FAILED, error=f"step '{first}' failed: {error}")
+            await self.finish_with(ExecutionStatus.FAILED, error=f"step '{first}' failed: {error}")
             return self.execution
         try:
             outputs = self.render_outputs()
         except TemplateError as exc:
-            await self.set_status(ExecutionStatus.FAILED, error=f"outputs: {exc}")
+            await self.finish_with(ExecutionStatus.FAILED, error=f"outputs: {exc}")
             return self.execution
-        await self.set_status(ExecutionStatus.COMPLETED, outputs=outputs)
+        await self.finish_with(ExecutionStatus.COMPLETED, outputs=outputs)
         return self.execution
+
+    async def heartbeat(self, driver: asyncio.Task[Any]) -> None:
+        """Renew the lease; stop the driver when it is lost or a cancel is asked for.
+
+        Paced by the event loop's own clock: a heartbeat is about real time passing,
+        while the injected Clock stamps what is stored (and drives retries in tests).
+        """
+        interval = self.engine.lease_ttl / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.lease = await self.store.renew_lease(
+                    self.lease, self.engine.lease_ttl, self.clock.time()
+                )
+            except StaleLeaseError:
+                self.stopping = "lost"
+                driver.cancel()
+                return
+            if self.lease.cancel_requested:
+                self.stopping = "cancel"
+                driver.cancel()
+                return
+
+    async def cancelled(self) -> Execution:
+        """Mark every unfinished step `cancelled`, then the execution."""
+        now = self.clock.time()
+        for key, state in list(self.execution.step_states.items()):
+            if not state.status.finished:
+                await self.record(key, state._replace(status=StepStatus.CANCELLED, finished_at=now))
+        for step in self.workflow.steps:
+            if step.id not in self.execution.step_states:
+                await self.record(step.id, StepState(StepStatus.CANCELLED, finished_at=now))
+        await self.finish_with(ExecutionStatus.CANCELLED, error="cancelled")
+        return self.execution
+
+    async def finish_with(
+        self,
+        status: ExecutionStatus,
+        *,
+        outputs: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        await self.set_status(status, outputs=outputs, error=error)
+        await self.release()
+
+    async def release(self) -> None:
+        # Shielded: an interrupted driver must still give its lease back.
+        with contextlib.suppress(StaleLeaseError):
+            await asyncio.shield(self.store.release_lease(self.lease))
 
     def spawn(self, step: Step) -> None:
         assert self.group is not None
@@ -300,9 +404,14 @@ class _Run:
         started = clock.time()
         stored = self.execution.step_states.get(key)
         attempt = stored.attempts + 1 if stored is not None else 1
+        # A step that failed (or was skipped) before a resume gets a fresh retry budget.
+        spent = stored.attempts if stored is not None and stored.status in _ENDED else 0
         idempotency_key = f"{self.execution.id}/{key}"
         while True:
-            await self.record(key, StepState(_RUNNING, attempts=attempt, started_at=started))
+            # `running` need not be durable before the call: lost, the step just reruns.
+            await self.record(
+                key, StepState(_RUNNING, attempts=attempt, started_at=started), durable=False
+            )
             ctx = DispatchContext(
                 execution_id=self.execution.id,
                 step_id=step.id,
@@ -314,7 +423,7 @@ class _Run:
                 servers=self.workflow.servers,
                 report_progress=self.progress_reporter(key),
             )
-            retryable = True
+            kind = "error"
             try:
                 if self.slots is None:
                     output = await self.call(step, ctx, params)
@@ -322,16 +431,24 @@ class _Run:
                     async with self.slots:
                         output = await self.call(step, ctx, params)
             except TimeoutError:
-                error = f"timed out after {format_duration(step.timeout or 0)}"
+                error, kind = f"timed out after {format_duration(step.timeout or 0)}", "timeout"
+            except TransportError as exc:
+                error, kind = str(exc), "transport" if exc.retryable else ""
             except DispatchError as exc:
-                error, retryable = str(exc), exc.retryable
+                error, kind = str(exc), "error" if exc.retryable else ""
             except SireError as exc:
-                error, retryable = str(exc), False
+                error, kind = str(exc), ""
             except asyncio.CancelledError:
-                await self.record(key, StepState(attempts=attempt - 1, error="interrupted"))
+                if self.stopping == "cancel":
+                    state = StepState(
+                        StepStatus.CANCELLED, attempts=attempt, finished_at=clock.time()
+                    )
+                    await self.record(key, state)
+                elif self.stopping is None:
+                    await self.record(key, StepState(attempts=attempt - 1, error="interrupted"))
                 raise
             except Exception as exc:  # a dispatcher broke its contract: fail the step, not Sire
-                error, retryable = f"dispatcher error: {type(exc).__name__}: {exc}", False
+                error, kind = f"dispatcher error: {type(exc).__name__}: {exc}", ""
             else:
                 await self.record(
                     key,
@@ -344,7 +461,7 @@ class _Run:
                     ),
                 )
                 return _COMPLETED, output
-            if not retryable or attempt >= policy.max_attempts:
+            if kind not in policy.retry_on or attempt - spent >= policy.max_attempts:
                 return await self.fail(key, error, attempts=attempt, started_at=started), None
             delay = backoff_delay(policy, attempt)
             await self.record(
@@ -431,11 +548,14 @@ class _Run:
 
         return report
 
-    async def record(self, key: str, state: StepState) -> None:
+    async def record(self, key: str, state: StepState, *, durable: bool = True) -> None:
         states = self.execution.step_states
         previous = states.get(key)
         states[key] = state
-        await self.store.record_transition(self.execution.id, key, state)
+        if durable:
+            await self.store.record_transition(self.lease, key, state)
+        else:
+            self.store.stage_transition(self.lease, key, state)
         self.observer.step_changed(self.execution, key, state)
         old = previous.status if previous is not None else None
         new = state.status
@@ -464,7 +584,7 @@ class _Run:
         execution.outputs = outputs if outputs is not None else execution.outputs
         execution.error = error
         execution.updated_at = self.clock.time()
-        await self.store.update_execution(execution.id, status, outputs=outputs, error=error)
+        await self.store.update_execution(self.lease, status, outputs=outputs, error=error)
         self.observer.execution_changed(execution)
 
     def render_outputs(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 MAX_NODES = 100_000
 MAX_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 100
-_CACHE_FORMAT = "1"
+_CACHE_FORMAT = "2"
 
 
 def load_workflow(path: str | os.PathLike[str], *, cache_dir: Path | None = None) -> Workflow:
@@ -88,9 +88,12 @@ def parse_workflow(text: str, *, source: str | None = None, digest: str | None =
         raise _located(exc, lines, source) from None
     digest = digest or hashlib.sha256(text.encode()).hexdigest()
     try:
-        return _build(doc, data, lines, source, digest)
+        workflow = _build(doc, data, lines, source, digest)
     except DefinitionError as exc:
         raise exc.located(source, _line(lines, exc.path)) from None
+    from dataclasses import replace
+
+    return replace(workflow, text=text)
 
 
 def read_yaml(text: str, *, source: str | None = None) -> tuple[Any, dict[str, int]]:
@@ -336,6 +339,7 @@ def _retry(doc: RetryDoc | None, default: RetryPolicy) -> RetryPolicy:
         backoff=doc.backoff,
         max_interval=doc.max_interval,
         jitter=doc.jitter,
+        retry_on=frozenset(doc.retry_on),
     )
 
 

@@ -20,13 +20,19 @@ DEFAULT_MAX_CONCURRENCY = 64
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How a failed attempt is retried: exponential backoff, capped, with optional jitter."""
+    """How a failed attempt is retried: exponential backoff, capped, with optional jitter.
+
+    `retry_on` names the failures worth another attempt: `error` (the tool reported
+    one), `timeout` (the step's timeout), `transport` (the tool could not be reached).
+    Definition, template and argument-validation errors are never retried.
+    """
 
     max_attempts: int = 1
     initial_interval: float = 1.0
     backoff: float = 2.0
     max_interval: float = 60.0
     jitter: float = 0.0
+    retry_on: frozenset[str] = frozenset({"error", "timeout", "transport"})
 
 
 NO_RETRY = RetryPolicy()
@@ -73,6 +79,7 @@ class Workflow:
 
     Attributes:
         digest: sha256 of the source text; executions are pinned to it.
+        text: the source text, stored with executions so a resume runs what started.
         source: the file it was loaded from, for error messages.
         lines: the 1-based line of each node, by path (`steps[2].with.path`).
     """
@@ -85,6 +92,7 @@ class Workflow:
     outputs: Mapping[str, Any] | None = None
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     digest: str = ""
+    text: str = ""
     source: str | None = None
     lines: Mapping[str, int] = field(default_factory=dict)
 

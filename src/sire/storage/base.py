@@ -1,36 +1,115 @@
-"""The Store protocol: executions and per-step transitions, in the domain's words.
+"""The Store protocol: executions, per-step transitions, events and leases, in the domain's words.
 
-Above: the engine (and the CLI for reads). Below: an implementation. Callers may
-rely on `record_transition` being durable when it returns, so a step's output is
-stored before any dependent starts.
+Above: the engine (writes, under a lease), the agent (claims), the CLI (reads,
+cancel). Below: MemoryStore, SQLiteStore, and later PostgreSQL; all pass the same
+contract suite (tests/contract/test_store.py).
+
+Guarantees callers may rely on:
+- `record_transition` returns once the state is durable (a dependent may start);
+  `stage_transition` queues a state that becomes durable with the next durable write
+  of the same store (used for `running`, which a crash may lose without harm: the
+  step reruns, at least once, with the same idempotency key).
+- Every write by a driver carries its `Lease`; a write whose fencing token is no
+  longer the execution's current one is refused with `StaleLeaseError`, and nothing
+  of it is applied. Each step transition and each execution status change appends
+  one event, in the same transaction.
+- Reads return copies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sire.model.execution import Execution, ExecutionStatus, StepState
 
 
-class Store(Protocol):
-    """Persists executions. Raises `NotFoundError` for unknown ids, `StoreError` otherwise."""
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The right to drive one execution until `expires_at`.
 
-    async def create_execution(self, execution: Execution) -> None:
-        """Store a new execution with its step states."""
+    `token` is the fencing token: it grows every time anyone acquires the lease, so a
+    former owner's writes are recognisably stale. `cancel_requested` tells the driver
+    that `sire execution cancel` asked it to stop (seen at the next renewal).
+    """
+
+    execution_id: str
+    owner: str
+    token: int
+    expires_at: float
+    cancel_requested: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of an execution's append-only event log.
+
+    `kind` is `execution` (status changes; `key` is None) or `step` (transitions of
+    step or item `key`). `data` holds what changed: error, attempts, next_attempt.
+    """
+
+    seq: int
+    execution_id: str
+    at: float
+    kind: str
+    key: str | None
+    status: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """Persists executions.
+
+    Raises `NotFoundError` for unknown ids, `StaleLeaseError` for fenced-off writes,
+    `LeaseHeldError` when another driver holds a live lease, and `StoreError` for
+    everything the environment gets wrong (unreadable, locked, full, newer schema).
+    """
+
+    async def create_execution(self, execution: Execution, definition: str) -> None:
+        """Store a new execution with its initial step states and the workflow source.
+
+        `definition` is the workflow's YAML text, stored once per `workflow_hash`.
+        """
         ...
 
     async def get_execution(self, execution_id: str) -> Execution:
-        """The execution with that id, step states included (a copy)."""
+        """The execution with that id, its step states included."""
         ...
 
-    async def record_transition(self, execution_id: str, key: str, state: StepState) -> None:
-        """Atomically replace the state of step (or item) `key`."""
+    async def get_definition(self, workflow_hash: str) -> str:
+        """The workflow source stored under `workflow_hash`."""
+        ...
+
+    async def set_definition(self, lease: Lease, workflow_hash: str, definition: str) -> None:
+        """Pin the execution to another definition (resume with `--definition`)."""
+        ...
+
+    async def list_executions(
+        self,
+        *,
+        statuses: Collection[ExecutionStatus] | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Execution]:
+        """Executions newest first, without their step states."""
+        ...
+
+    async def list_events(self, execution_id: str, *, after: int = 0) -> list[Event]:
+        """The execution's events with `seq > after`, oldest first."""
+        ...
+
+    def stage_transition(self, lease: Lease, key: str, state: StepState) -> None:
+        """Queue a transition; it is written with the next durable write."""
+        ...
+
+    async def record_transition(self, lease: Lease, key: str, state: StepState) -> None:
+        """Atomically replace the state of step (or item) `key`, with staged ones."""
         ...
 
     async def update_execution(
         self,
-        execution_id: str,
+        lease: Lease,
         status: ExecutionStatus,
         *,
         outputs: Mapping[str, Any] | None = None,
@@ -39,6 +118,49 @@ class Store(Protocol):
         """Set the execution's status, and its outputs or error when it finishes."""
         ...
 
+    async def acquire_lease(self, execution_id: str, owner: str, ttl: float, now: float) -> Lease:
+        """Take the lease of an execution that no one holds (or whose lease expired).
+
+        Raises:
+            LeaseHeldError: another owner holds a live lease.
+            NotFoundError: no such execution.
+        """
+        ...
+
+    async def renew_lease(self, lease: Lease, ttl: float, now: float) -> Lease:
+        """Extend a lease still held; the result carries `cancel_requested`.
+
+        Raises:
+            StaleLeaseError: the lease was taken over.
+        """
+        ...
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Give the lease up (the execution stays as it is, resumable)."""
+        ...
+
+    async def claim_executions(
+        self, owner: str, ttl: float, now: float, *, limit: int
+    ) -> list[Lease]:
+        """Lease up to `limit` executions that are due.
+
+        Due: `pending` ones, and `running`/`retrying` ones whose lease expired or was
+        released and whose `next_attempt` (if any) has passed. Oldest first.
+        """
+        ...
+
+    async def request_cancel(self, execution_id: str, now: float) -> Execution:
+        """Ask for an execution to be cancelled.
+
+        An execution no one drives is cancelled at once (its unfinished steps become
+        `cancelled`); a driven one is flagged and its driver cancels it.
+
+        Raises:
+            NotFoundError: no such execution.
+            InvalidTransitionError: it has already finished.
+        """
+        ...
+
     async def aclose(self) -> None:
-        """Release connections."""
+        """Flush staged writes and release connections."""
         ...

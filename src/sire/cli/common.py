@@ -1,0 +1,57 @@
+"""Pieces every command shares: common options and the JSON shape of an execution."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sire.model.execution import Execution
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document at the end.")]
+FileArgument = Annotated[
+    Path, typer.Argument(help="The workflow file.", metavar="FILE", show_default=False)
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db", envvar="SIRE_DB", help="Store URL: sqlite:///path [default: $SIRE_HOME/sire.db]."
+    ),
+]
+VerboseFlag = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.", hidden=True)
+]
+
+
+def emit_json(document: Any) -> None:
+    """Print `document` as the command's one JSON result."""
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def execution_document(execution: Execution, elapsed: float | None = None) -> dict[str, Any]:
+    return {
+        "execution_id": execution.id,
+        "workflow_id": execution.workflow_id,
+        "status": str(execution.status),
+        "inputs": execution.inputs,
+        "outputs": execution.outputs,
+        "error": execution.error,
+        "workspace": execution.workspace,
+        "created_at": execution.created_at,
+        "updated_at": execution.updated_at,
+        "duration_ms": None if elapsed is None else round(elapsed * 1000, 3),
+        "steps": {
+            key: {
+                "status": str(state.status),
+                "attempts": state.attempts,
+                "output": state.output,
+                "error": state.error,
+                "started_at": state.started_at,
+                "finished_at": state.finished_at,
+            }
+            for key, state in execution.step_states.items()
+        },
+    }

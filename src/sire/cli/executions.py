@@ -1,0 +1,258 @@
+"""`sire execution list|show|resume|cancel|logs` and `sire agent`: steering stored executions."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from sire.cli.common import DbOption, JsonFlag, VerboseFlag, emit_json, execution_document
+from sire.config import Config, load_config
+from sire.model.execution import Execution, ExecutionStatus
+from sire.storage import open_store
+from sire.storage.base import Event, Store
+
+execution_app = typer.Typer(help="Inspect and steer executions.", no_args_is_help=True)
+
+IdArgument = Annotated[str, typer.Argument(help="The execution id.", metavar="ID")]
+T = TypeVar("T")
+
+
+def _with_store(db: str | None, use: Callable[[Store, Config], Awaitable[T]]) -> T:
+    config = load_config()
+
+    async def main() -> T:
+        store = await open_store(db or config.db_url, home=config.home)
+        try:
+            return await use(store, config)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(main())
+
+
+@execution_app.command("list")
+def list_(
+    status: Annotated[
+        list[ExecutionStatus] | None, typer.Option("--status", help="Only these statuses.")
+    ] = None,
+    workflow: Annotated[str | None, typer.Option("--workflow", help="Only this workflow.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+    verbose: VerboseFlag = False,
+) -> None:
+    """List executions, newest first."""
+
+    async def use(store: Store, config: Config) -> list[Execution]:
+        return await store.list_executions(statuses=status, workflow_id=workflow, limit=limit)
+
+    executions = _with_store(db, use)
+    if as_json:
+        emit_json({"executions": [execution_document(e) for e in executions]})
+        return
+    for e in executions:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.created_at))
+        print(f"{e.id}  {e.status:<9}  {when}  {e.workflow_id}")
+
+
+@execution_app.command("show")
+def show(
+    execution_id: IdArgument,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+    verbose: VerboseFlag = False,
+) -> None:
+    """Show an execution: its steps (status, attempts, duration, error) and outputs."""
+    from sire.model.durations import format_duration
+
+    async def use(store: Store, config: Config) -> Execution:
+        return await store.get_execution(execution_id)
+
+    execution = _with_store(db, use)
+    if as_json:
+        emit_json(execution_document(execution))
+        return
+    print(f"execution {execution.id}  workflow {execution.workflow_id}  {execution.status}")
+    if execution.error:
+        print(f"error: {execution.error}")
+    width = max((len(key) for key in execution.step_states), default=4)
+    for key, state in execution.step_states.items():
+        took = ""
+        if state.started_at is not None and state.finished_at is not None:
+            took = format_duration(state.finished_at - state.started_at)
+        note = state.error if state.error and state.status != "completed" else ""
+        print(f"  {key:<{width}}  {state.status:<9}  {state.attempts:>2}  {took:>7}  {note}")
+    if execution.outputs is not None:
+        import json
+
+        print(json.dumps(execution.outputs, indent=2, default=str))
+
+
+@execution_app.command("resume")
+def resume(
+    execution_id: IdArgument,
+    definition: Annotated[
+        Path | None,
+        typer.Option("--definition", help="Run this workflow file instead of the stored one."),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+    verbose: VerboseFlag = False,
+) -> None:
+    """Drive a failed or interrupted execution on; completed steps are not run again."""
+    from sire.cli import runtime
+    from sire.cli.app import finish_run, progress_for
+
+    config = load_config()
+    progress = progress_for(as_json)
+    started = time.perf_counter()
+
+    def on_start(execution: Execution) -> None:
+        if progress is not None:
+            progress.started(execution, max((len(k) for k in execution.step_states), default=4))
+
+    try:
+        execution = asyncio.run(
+            runtime.resume(
+                execution_id,
+                config=config,
+                db=db,
+                dispatcher=runtime.build_dispatcher(config),
+                observer=progress or runtime.quiet(),
+                definition=definition,
+                on_start=on_start,
+            )
+        )
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        if progress is not None:
+            progress.stop()
+        print(
+            f"sire: interrupted: execution {execution_id} stopped; it is resumable", file=sys.stderr
+        )
+        raise typer.Exit(130) from None
+    raise typer.Exit(finish_run(execution, progress, time.perf_counter() - started, as_json))
+
+
+@execution_app.command("cancel")
+def cancel(
+    execution_id: IdArgument,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+    verbose: VerboseFlag = False,
+) -> None:
+    """Cancel an execution: at once if no one drives it, else at its driver's next heartbeat."""
+
+    async def use(store: Store, config: Config) -> Execution:
+        return await store.request_cancel(execution_id, time.time())
+
+    execution = _with_store(db, use)
+    if as_json:
+        emit_json(execution_document(execution))
+    elif execution.status is ExecutionStatus.CANCELLED:
+        print(f"execution {execution.id} cancelled")
+    else:
+        print(
+            f"execution {execution.id}: cancel requested; its driver stops it at its next heartbeat"
+        )
+
+
+@execution_app.command("logs")
+def logs(
+    execution_id: IdArgument,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Wait for new events.")] = False,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+    verbose: VerboseFlag = False,
+) -> None:
+    """Print an execution's events in order; with --follow, until it finishes."""
+
+    def show_event(event: Event) -> None:
+        if as_json:
+            document = {
+                "seq": event.seq,
+                "at": event.at,
+                "kind": event.kind,
+                "key": event.key,
+                "status": event.status,
+                **dict(event.data),
+            }
+            print(json_line(document), flush=True)
+            return
+        when = (
+            time.strftime("%H:%M:%S", time.localtime(event.at))
+            + f".{int(event.at * 1000) % 1000:03d}"
+        )
+        what = event.key if event.kind == "step" else "execution"
+        extra = "".join(f"  {k}={v}" for k, v in event.data.items())
+        print(f"{when}  {what:<16}  {event.status}{extra}", flush=True)
+
+    async def use(store: Store, config: Config) -> None:
+        seen = 0
+        while True:
+            events = await store.list_events(execution_id, after=seen)
+            for event in events:
+                show_event(event)
+                seen = event.seq
+            if not follow:
+                return
+            execution = await store.get_execution(execution_id)
+            if execution.status.finished and not events:
+                return
+            await asyncio.sleep(0.2)
+
+    _with_store(db, use)
+
+
+def json_line(document: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(document, default=str)
+
+
+def agent(
+    once: Annotated[bool, typer.Option("--once", help="Drain what is due, then exit.")] = False,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Executions driven at once.")
+    ] = 16,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+    verbose: VerboseFlag = False,
+) -> None:
+    """Drive pending and abandoned executions until stopped (SIGTERM or Ctrl-C)."""
+    import signal
+
+    from sire.agent.agent import Agent
+    from sire.cli import runtime
+    from sire.engine.engine import Engine
+
+    config = load_config()
+
+    async def main() -> Agent:
+        store = await open_store(db or config.db_url, home=config.home)
+        dispatcher = runtime.build_dispatcher(config)
+        engine = Engine(store, dispatcher, env=config.template_env(), lease_ttl=config.lease_ttl)
+        worker = Agent(engine, runtime.stored_workflow, concurrency=concurrency)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await worker.run(once=once, stop=stop)
+        finally:
+            await dispatcher.aclose()
+            await store.aclose()
+        return worker
+
+    worker = asyncio.run(main())
+    if as_json:
+        emit_json({"driven": worker.driven, "failures": worker.failures})
+    else:
+        print(
+            f"agent stopped: {worker.driven} executions driven, {worker.failures} failed to drive"
+        )
