@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo lint types pytest test bench clean
+.PHONY: setup demo lint types pytest test bench bench-dbos clean
 
 setup: $(STAMP)
 
@@ -35,5 +35,12 @@ test: lint types pytest
 bench: $(STAMP)
 	@for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
+# The same chain on DBOS Transact, for the README's comparison (a bench-only venv).
+bench-dbos: $(STAMP)
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet dbos
+	.venv-bench/bin/python bench/dbos_chain.py
+	$(BIN)/python bench/bench_durable.py
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-bench .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -16,8 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from sire.storage.sqlite import open_sqlite
-
 from _common import best_of, parse_args, report
 from bench_engine import SERVER, chain, direct_echo, fan_out, layered, run_once
 from sire.agent.agent import Agent
@@ -27,6 +25,7 @@ from sire.engine.engine import Engine
 from sire.model.execution import Execution, ExecutionStatus, new_execution_id
 from sire.model.loader import parse_workflow
 from sire.model.workflow import Workflow
+from sire.storage.sqlite import open_sqlite
 
 
 def raw_floor(path: Path, n: int, synchronous: str) -> float:

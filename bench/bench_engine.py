@@ -65,7 +65,7 @@ async def run_once(workflow: Workflow, engine: Engine | None = None) -> float:
     engine = engine or new_engine()
     store = engine.store
     execution = Execution(new_execution_id(), workflow.id, workflow.digest)
-    await store.create_execution(execution)
+    await store.create_execution(execution, workflow.text)
     start = time.perf_counter()
     result = await engine.run(workflow, execution)
     elapsed = time.perf_counter() - start

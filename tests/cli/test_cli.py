@@ -67,6 +67,8 @@ def test_run_json_is_one_document_describing_the_execution(sire: Any, tmp_path: 
         "outputs",
         "error",
         "workspace",
+        "created_at",
+        "updated_at",
         "duration_ms",
         "steps",
     }

@@ -70,6 +70,10 @@ class Store(Protocol):
         """Store a new execution with its initial step states and the workflow source.
 
         `definition` is the workflow's YAML text, stored once per `workflow_hash`.
+        Inputs, outputs and step outputs must be JSON values.
+
+        Raises:
+            StoreError: an execution with that id exists.
         """
         ...
 
@@ -153,7 +157,8 @@ class Store(Protocol):
         """Ask for an execution to be cancelled.
 
         An execution no one drives is cancelled at once (its unfinished steps become
-        `cancelled`); a driven one is flagged and its driver cancels it.
+        `cancelled`, its error `cancelled`, and its fencing token moves on so a late
+        driver is refused); a driven one is flagged and its driver cancels it.
 
         Raises:
             NotFoundError: no such execution.

@@ -16,6 +16,7 @@ from sire.errors import (
     LeaseHeldError,
     NotFoundError,
     StaleLeaseError,
+    StoreError,
 )
 from sire.model.execution import Execution, ExecutionStatus, StepState, StepStatus
 from sire.storage.base import Event, Lease
@@ -46,6 +47,8 @@ class MemoryStore:
     # -- executions -------------------------------------------------------------
 
     async def create_execution(self, execution: Execution, definition: str) -> None:
+        if execution.id in self._rows:
+            raise StoreError(f"execution {execution.id} already exists")
         self._definitions.setdefault(execution.workflow_hash, definition)
         self._rows[execution.id] = _Row(copy.deepcopy(execution))
         self._event(execution.id, "execution", None, execution.status, {})
@@ -162,6 +165,7 @@ class MemoryStore:
         execution.status = ExecutionStatus.CANCELLED
         execution.error = "cancelled"
         execution.updated_at = now
+        row.token += 1  # a late write from a driver that outlived its lease is refused
         self._event(execution_id, "execution", None, ExecutionStatus.CANCELLED, {})
         return copy.deepcopy(execution)
 
