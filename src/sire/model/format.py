@@ -7,7 +7,7 @@ document with them and converts the result into the frozen values of
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -43,6 +43,7 @@ Duration = Annotated[
 StepId = Annotated[str, StringConstraints(pattern=STEP_ID_PATTERN)]
 Template = Annotated[str, Field(description="A template: `{{ expression }}`.")]
 JsonSchema = dict[str, Any]
+RetryOn = Literal["error", "timeout", "transport"]
 
 
 class _Strict(BaseModel):
@@ -57,8 +58,8 @@ class RetryDoc(_Strict):
     backoff: float = Field(2.0, ge=1.0, description="Each wait is the previous one times this.")
     max_interval: Duration = Field(60.0, description="No wait is longer than this.")
     jitter: float = Field(0.0, ge=0.0, le=1.0, description="Random fraction taken off each wait.")
-    retry_on: list[Literal["error", "timeout", "transport"]] = Field(
-        default_factory=lambda: ["error", "timeout", "transport"],
+    retry_on: list[RetryOn] = Field(
+        default_factory=lambda: list(get_args(RetryOn)),
         min_length=1,
         description="Failures worth another attempt: error (tool), timeout, transport.",
     )

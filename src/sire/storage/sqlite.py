@@ -21,6 +21,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -193,6 +194,8 @@ class SQLiteStore:
         self._staged: list[_Transition] = []
         self._closed = False
         self._stopped: asyncio.Future[None] | None = None
+        # A store dropped without aclose() still lets its thread close the connection.
+        weakref.finalize(self, self._queue.put, (None, (), None, False, None))
 
     @property
     def path(self) -> Path:
