@@ -102,6 +102,11 @@ def write_bytes(path: Path, content: bytes) -> None:
     path.write_bytes(content)
 
 
+def wal_size(db: Path) -> int:
+    wal = Path(f"{db}-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
 # -- round trips and durability --------------------------------------------------------
 
 
@@ -121,9 +126,9 @@ async def test_an_execution_round_trips_through_the_file(db: Path) -> None:
         finished_at=T0 + 2.5,
     )
     waiting = StepState(StepStatus.RETRYING, error="✗ timeout", attempts=1, next_attempt=T0 + 9)
-    await store.record_transition(lease, "a", fetched)
-    await store.record_transition(lease, "b", waiting)
     await store.record_transition(lease, "each/0", StepState(StepStatus.COMPLETED, output="ü"))
+    await store.record_transition(lease, "b", waiting)
+    await store.record_transition(lease, "a", fetched)
     outputs = {"greeting": "héllo 🌍", "nested": {"list": [1, None, {"x": 0.1}]}}
     await store.update_execution(lease, ExecutionStatus.COMPLETED, outputs=outputs)
     await store.aclose()
@@ -137,7 +142,7 @@ async def test_an_execution_round_trips_through_the_file(db: Path) -> None:
         "b": waiting,
         "each/0": StepState(StepStatus.COMPLETED, output="ü"),
     }
-    assert list(got.step_states) == ["a", "b", "each/0"]
+    assert list(got.step_states) == ["a", "b", "each/0"]  # first seen first, as in a dict
     assert (got.status, got.outputs, got.error) == (ExecutionStatus.COMPLETED, outputs, None)
     assert (got.inputs, got.workspace) == (rich.inputs, rich.workspace)
     assert integrity_check(db) == "ok"
@@ -211,6 +216,32 @@ async def test_aclose_is_idempotent_and_later_calls_raise_store_error(db: Path) 
         await store.get_execution("exec-1")
     with pytest.raises(StoreError, match="the store is closed"):
         store.stage_transition(lease, "a", DONE)
+
+
+async def test_creating_an_execution_twice_raises_store_error_and_keeps_the_first(
+    store: SQLiteStore,
+) -> None:
+    lease = await driven(store)
+    await store.record_transition(lease, "a", DONE)
+    before = await store.get_execution("exec-1"), await store.list_events("exec-1")
+
+    with pytest.raises(StoreError, match="execution exec-1 already exists"):
+        await store.create_execution(execution(inputs={"again": True}), "other\n")
+
+    assert (await store.get_execution("exec-1"), await store.list_events("exec-1")) == before
+    await store.record_transition(lease, "b", DONE)  # the lease still holds
+
+
+async def test_cancelling_an_undriven_execution_fences_off_its_last_driver(
+    store: SQLiteStore,
+) -> None:
+    lease = await driven(store)
+
+    await store.request_cancel("exec-1", T0 + TTL + 1)  # the lease expired
+
+    with pytest.raises(StaleLeaseError):
+        await store.record_transition(lease, "a", DONE)
+    assert (await store.get_execution("exec-1")).step_states["a"].status is StepStatus.CANCELLED
 
 
 async def test_an_output_that_is_not_json_raises_store_error_and_writes_nothing(
@@ -333,6 +364,22 @@ async def test_a_full_disk_raises_store_error_and_keeps_what_was_stored(db: Path
     reopened = await open_sqlite(db)
     assert await reopened.get_execution("exec-1") == before
     await reopened.aclose()
+    assert integrity_check(db) == "ok"
+
+
+async def test_the_wal_stays_bounded_under_a_steady_stream_of_writes(db: Path) -> None:
+    store = await open_sqlite(db)
+    lease = await driven(store)
+    sizes = []
+    for batch in range(6):
+        for i in range(500):
+            await store.record_transition(lease, f"each/{batch}-{i}", DONE)
+        sizes.append(wal_size(db))
+    await store.aclose()
+
+    # Unchecked, the WAL would grow by about 9 MB a batch (4 to 5 pages a transition).
+    assert max(sizes) < 20_000_000, sizes
+    assert wal_size(db) == 0  # the last connection to close checkpoints it all
     assert integrity_check(db) == "ok"
 
 

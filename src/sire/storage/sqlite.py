@@ -6,8 +6,10 @@ connection, so the event loop never waits on the disk. A call queues a job and a
 a future; the thread takes every job queued, runs them in one transaction (a savepoint
 each, so a refused job is undone alone), commits once, then completes their futures
 through `call_soon_threadsafe`: group commit. Reads run on the same thread, after
-every write queued before them. The schema is the numbered migrations in
-sql/sqlite/, its version `PRAGMA user_version`; the queries are sql/sqlite/queries.sql.
+every write queued before them. A second thread checkpoints the WAL into the database
+file, which SQLite would otherwise do (and fsync) inside every thousandth commit. The
+schema is the numbered migrations in sql/sqlite/, its version `PRAGMA user_version`;
+the queries are sql/sqlite/queries.sql.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,12 +54,17 @@ _Job = tuple[
 ]
 _Result = tuple[asyncio.Future[Any] | None, Any, BaseException | None]
 
-_SQL = resources.files("sire.storage").joinpath("sql", "sqlite")
+# Beside this module, not through importlib.resources (9 ms of imports at start-up):
+# Sire installs as files, never from a zip.
+_SQL = Path(__file__).with_name("sql") / "sqlite"
 _MIGRATION_NAME = re.compile(r"(\d{4})_\w+\.sql")
 _PRAGMA_NAME = re.compile(r"[a-z_]+")
 _PRAGMA_VALUE = re.compile(r"-?\w+")
 _SYNCHRONOUS = ("normal", "full")
 _MIN_SQLITE = (3, 24, 0)  # upserts
+_CHECKPOINT_EVERY = 200  # write jobs between checkpoints: about SQLite's 1,000 WAL pages
+_CHECKPOINT_PASSES = 4  # background passes at most before the writer finishes the job
+_FEW_FRAMES = 64  # frames written during a pass that are few enough for the writer
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _decode = json.loads
@@ -410,6 +416,12 @@ class _Writer:
         self.queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self.commits = 0
         self.conn: sqlite3.Connection
+        self.fenced: tuple[str, int] | None = None  # checked by this job's staged writes
+        self._written = 0  # write jobs committed since the last checkpoint was asked for
+        self._checkpoint_due = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self._catch_up = False  # set by the checkpointer: the writer checkpoints the rest
+        self._stopping = False
 
     # -- the thread ---------------------------------------------------------------------
 
@@ -432,9 +444,15 @@ class _Writer:
                 except BaseException as exc:  # a bug: fail the group rather than hang it
                     results = [(job[2], None, exc) for job in batch]
                 _hand_back(results)
+                if self._catch_up:
+                    self._finish_checkpoint()
             if stop is not None:
+                self._stopping = True
+                if self._checkpointer is not None:
+                    self._checkpoint_due.set()
+                    self._checkpointer.join()
                 try:
-                    self.conn.close()
+                    self.conn.close()  # the last connection to close checkpoints the rest
                 except sqlite3.Error as exc:
                     _hand_back([(stop[2], None, self._error(exc))])
                 else:
@@ -457,6 +475,7 @@ class _Writer:
             if len(jobs) == 1 and jobs[0][4] is None:  # alone: the transaction is its savepoint
                 op, args, future, _, _ = jobs[0]
                 assert op is not None
+                self.fenced = None
                 try:
                     results.append((future, op(*args), None))
                 except SireError as exc:
@@ -474,6 +493,9 @@ class _Writer:
             return [(jobs[0][2], None, self._error(exc))]
         if writes:
             self.commits += 1
+            self._written += len(jobs)
+            if self._written >= _CHECKPOINT_EVERY:
+                self._request_checkpoint()
         return results
 
     def _run_job(self, job: _Job) -> _Result:
@@ -486,8 +508,7 @@ class _Writer:
         assert op is not None
         conn = self.conn
         try:
-            if staged:
-                self._flush(staged)
+            self.fenced = self._flush(staged) if staged else None
             conn.execute("SAVEPOINT job")
             try:
                 value = op(*args)
@@ -510,6 +531,7 @@ class _Writer:
                 raise StoreError(f"{self.path}: cannot use write-ahead logging here ({mode})")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread's job
             for name, value in self.pragmas.items():
                 conn.execute(f"PRAGMA {name} = {value}")
             if self._check_version(conn) < SCHEMA_VERSION:
@@ -518,6 +540,50 @@ class _Writer:
             conn.close()
             raise
         return conn
+
+    def _request_checkpoint(self) -> None:
+        self._written = 0
+        if self._checkpointer is None:  # started late: a short-lived store never needs one
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_forever, name=f"{self.path.name} checkpoints", daemon=True
+            )
+            self._checkpointer.start()
+        self._checkpoint_due.set()
+
+    def _checkpoint_forever(self) -> None:
+        """Copy the WAL into the database file (and fsync both) while the writer goes on.
+
+        A PASSIVE checkpoint neither waits for nor blocks the writer, but the WAL only
+        starts over once a checkpoint has copied every frame while the writer was idle.
+        So passes go on until one saw few new frames, and the writer copies those few
+        between two of its transactions (`_finish_checkpoint`), fsyncs included. One
+        that fails (a reader holding old pages, a full disk) leaves the WAL to the next.
+        """
+        with contextlib.suppress(sqlite3.Error):
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            with contextlib.closing(conn):
+                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+                while self._checkpoint_due.wait() and not self._stopping:
+                    self._checkpoint_due.clear()
+                    self._checkpoint_passes(conn)
+                    self._catch_up = True
+
+    def _checkpoint_passes(self, conn: sqlite3.Connection) -> None:
+        copied = 0
+        for _ in range(_CHECKPOINT_PASSES):
+            if self._stopping:
+                return
+            before = copied
+            with contextlib.suppress(sqlite3.Error):
+                copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[2]
+            if 0 <= copied - before < _FEW_FRAMES:  # few written meanwhile (or it failed)
+                return
+
+    def _finish_checkpoint(self) -> None:
+        """Copy the last frames, between transactions: the next one starts the WAL over."""
+        self._catch_up = False
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _check_version(self, conn: sqlite3.Connection) -> int:
         found: int = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -611,7 +677,7 @@ class _Writer:
         ]
 
     def record(self, transition: _Transition) -> None:
-        self._apply(transition, time.time())
+        self._apply(transition, time.time(), self.fenced)
 
     def flush(self) -> None:
         """Nothing of its own: the job's staged transitions are all its work."""
@@ -664,20 +730,30 @@ class _Writer:
 
     # -- job helpers --------------------------------------------------------------------
 
-    def _apply(self, transition: _Transition, now: float) -> None:
+    def _apply(self, transition: _Transition, now: float, fenced: tuple[str, int] | None) -> None:
+        """Write one transition; `fenced`: an (id, token) this transaction already checked."""
         execution_id, token, step, key, status, data = transition
-        self._fenced(Q.touch, (now, execution_id, token))
+        if fenced != (execution_id, token):
+            self._fenced(Q.touch, (now, execution_id, token))
         conn = self.conn
         seq = conn.execute(Q.add_event, (execution_id, now, "step", key, status, data)).lastrowid
         conn.execute(Q.put_step, (*step, seq))  # a new step's place: after all before it
 
-    def _flush(self, staged: list[_Transition]) -> None:
+    def _flush(self, staged: list[_Transition]) -> tuple[str, int] | None:
+        """Write staged transitions, dropping a fenced-off driver's (as memory.py does).
+
+        Returns the (id, token) of the last one written: the job that carried them need
+        not check that fence again (a driver stages, then records, under one lease).
+        """
         now = time.time()
+        fenced = None
         for transition in staged:
             try:
-                self._apply(transition, now)
+                self._apply(transition, now, fenced)
             except StaleLeaseError:
-                continue  # staged writes of a fenced-off driver are dropped, as in memory.py
+                continue
+            fenced = (transition[0], transition[1])
+        return fenced
 
     def _grant(self, execution_id: str, owner: str, expires_at: float) -> Lease:
         self.conn.execute(Q.grant_lease, (owner, expires_at, execution_id))
