@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sire.errors import ConfigError
 from sire.model.workflow import ServerSpec
@@ -19,8 +18,7 @@ DEFAULT_MAX_PAYLOAD = 10 * 1024 * 1024
 DEFAULT_LEASE_TTL = 15.0
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(NamedTuple):
     """Settings for one Sire process.
 
     Attributes:
@@ -36,7 +34,7 @@ class Config:
 
     home: Path
     db_url: str | None = None
-    servers: Mapping[str, ServerSpec] = field(default_factory=dict)
+    servers: Mapping[str, ServerSpec] = {}
     exec_allow: tuple[str, ...] = ()
     env_allow: tuple[str, ...] = ()
     http_allow_hosts: tuple[str, ...] | None = None

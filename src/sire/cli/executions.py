@@ -107,7 +107,7 @@ def resume(
 ) -> None:
     """Drive a failed or interrupted execution on; completed steps are not run again."""
     from sire.cli import runtime
-    from sire.cli.app import finish_run, progress_for
+    from sire.cli.run import finish_run, progress_for
 
     config = load_config()
     progress = progress_for(as_json)

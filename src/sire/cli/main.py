@@ -33,11 +33,13 @@ def _run(args: list[str], *, verbose: bool, as_json: bool) -> int:
         from typer.exceptions import Abort, Exit
         from typer.main import get_command
 
-        from sire.cli.app import app, run_app
+        if args[:1] == ["run"]:  # the hot path imports and builds only its own command
+            from sire.cli.run import run_app
 
-        if args[:1] == ["run"]:  # the hot path builds only its own command
             command, args, name = get_command(run_app), args[1:], "sire run"
         else:
+            from sire.cli.app import app
+
             command, name = get_command(app), "sire"
         result = command.main(args=args, prog_name=name, standalone_mode=False)
         return result if isinstance(result, int) else 0

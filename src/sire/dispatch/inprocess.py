@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -25,7 +24,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 _Validator = Callable[[Any], Any]
 
 
-@dataclass(slots=True)
 class RegisteredTool:
     """One tool: its MCP description and the function behind it.
 
@@ -33,15 +31,15 @@ class RegisteredTool:
     at start-up.
     """
 
-    name: str
-    fn: Callable[..., Any]
-    description: str
-    _schemas: tuple[Schema, Schema | None, str | None] | None = None
-    _validators: tuple[_Validator, _Validator | None] | None = None
-    _is_async: bool = field(default=False)
+    __slots__ = ("_is_async", "_schemas", "_validators", "description", "fn", "name")
 
-    def __post_init__(self) -> None:
-        self._is_async = inspect.iscoroutinefunction(self.fn)
+    def __init__(self, name: str, fn: Callable[..., Any], description: str) -> None:
+        self.name = name
+        self.fn = fn
+        self.description = description
+        self._schemas: tuple[Schema, Schema | None, str | None] | None = None
+        self._validators: tuple[_Validator, _Validator | None] | None = None
+        self._is_async = inspect.iscoroutinefunction(fn)
 
     @property
     def input_schema(self) -> Schema:

@@ -15,8 +15,7 @@ import contextlib
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sire.clock import Clock, SystemClock
 from sire.dispatch.dispatcher import DispatchContext, Dispatcher, ProgressCallback, ignore_progress
@@ -83,8 +82,7 @@ class NullObserver:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class _CompiledStep:
+class _CompiledStep(NamedTuple):
     params: Renderer | None
     when: Renderer | None
     for_each: Renderer | None

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 _SINGLE = re.compile(r"\A\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\Z", re.S)
 _BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
@@ -49,8 +48,7 @@ def single_expression(value: str) -> str | None:
     return match.group("expr").strip() if match else None
 
 
-@dataclass(frozen=True, slots=True)
-class References:
+class References(NamedTuple):
     """The context a template reads: step ids, input names, and every top-level name."""
 
     steps: frozenset[str]

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 MAX_NODES = 100_000
 MAX_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 100
-_CACHE_FORMAT = "2"
+_CACHE_FORMAT = "3"
 
 
 def load_workflow(path: str | os.PathLike[str], *, cache_dir: Path | None = None) -> Workflow:
@@ -91,9 +91,7 @@ def parse_workflow(text: str, *, source: str | None = None, digest: str | None =
         workflow = _build(doc, data, lines, source, digest)
     except DefinitionError as exc:
         raise exc.located(source, _line(lines, exc.path)) from None
-    from dataclasses import replace
-
-    return replace(workflow, text=text)
+    return workflow._replace(text=text)
 
 
 def read_yaml(text: str, *, source: str | None = None) -> tuple[Any, dict[str, int]]:
@@ -510,6 +508,4 @@ def _write_cache(path: Path, workflow: Workflow) -> None:
 def _with_source(workflow: Workflow, source: str) -> Workflow:
     if workflow.source == source:
         return workflow
-    from dataclasses import replace
-
-    return replace(workflow, source=source)
+    return workflow._replace(source=source)

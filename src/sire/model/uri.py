@@ -7,7 +7,7 @@ the edge (`sire.dispatch.mux`), when a workflow is validated or run.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*\Z")
 _TOOL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}\Z")
@@ -17,8 +17,7 @@ class URIError(ValueError):
     """A string is not a tool URI; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class ToolURI:
+class ToolURI(NamedTuple):
     """A parsed tool URI.
 
     Attributes:

@@ -19,14 +19,12 @@ Guarantees callers may rely on:
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sire.model.execution import Execution, ExecutionStatus, StepState
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
+class Lease(NamedTuple):
     """The right to drive one execution until `expires_at`.
 
     `token` is the fencing token: it grows every time anyone acquires the lease, so a
@@ -41,8 +39,7 @@ class Lease:
     cancel_requested: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One entry of an execution's append-only event log.
 
     `kind` is `execution` (status changes; `key` is None) or `step` (transitions of
@@ -55,7 +52,7 @@ class Event:
     kind: str
     key: str | None
     status: str
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = {}
 
 
 class Store(Protocol):

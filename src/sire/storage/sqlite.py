@@ -25,9 +25,8 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sire.errors import (
     InvalidTransitionError,
@@ -72,8 +71,7 @@ _STEP_STATUS = {s.value: s for s in StepStatus}
 _EXECUTION_STATUS = {s.value: s for s in ExecutionStatus}
 
 
-@dataclass(frozen=True, slots=True)
-class _Queries:
+class _Queries(NamedTuple):
     """queries.sql, one attribute per `-- name:` (a missing or extra name fails at import)."""
 
     put_definition: str

@@ -8,15 +8,14 @@ importing this package stays cheap for the command line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sire.dispatch.inprocess import InProcessServer
 
 MiB = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class ToolSettings:
+class ToolSettings(NamedTuple):
     """What the built-in tools may do, from `$SIRE_HOME/config.yaml`.
 
     Attributes:
@@ -34,8 +33,9 @@ class ToolSettings:
     max_output_bytes: int = 10 * MiB
 
 
-def builtin_server(settings: ToolSettings = ToolSettings()) -> InProcessServer:
+def builtin_server(settings: ToolSettings | None = None) -> InProcessServer:
     """An InProcessServer named `sire` with every built-in tool registered."""
+    settings = ToolSettings() if settings is None else settings
     from sire.tools import basic, exec, files, http
 
     server = InProcessServer("sire")
