@@ -225,3 +225,42 @@ def test_an_agent_killed_mid_execution_is_taken_over_by_another(
             assert ran[step] == 1, step
     assert completed_keys(db, execution_id) >= set(LEDGER_STEPS)
     assert integrity(db) == "ok"
+
+
+def test_sigterm_stops_an_agent_cleanly_and_releases_its_leases(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    (tmp_path / "slow.yaml").write_text(
+        'id: slow\nsteps:\n  - {id: nap, tool: "sire:local/sleep", with: {seconds: 60}}\n'
+    )
+    db = tmp_path / "sire.db"
+    url = f"sqlite:///{db}"
+    created = subprocess.run(
+        [sys.executable, "-m", "sire", "run", "slow.yaml", "--detach", "--json", "--db", url],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=BOUND,
+    )  # fmt: skip
+    execution_id = json.loads(created.stdout)["execution_id"]
+    agent = sire("agent", "--db", url, env={**env, "SIRE_LEASE_TTL": "30"}, cwd=tmp_path)
+    deadline = time.monotonic() + BOUND
+    while True:  # wait until the step is running
+        with sqlite3.connect(db) as connection:
+            row = connection.execute(
+                "SELECT status FROM steps WHERE execution_id = ? AND key = 'nap'", (execution_id,)
+            ).fetchone()
+        if row is not None and row[0] == "running":
+            break
+        assert time.monotonic() < deadline, "the agent never started the step"
+        time.sleep(0.02)
+    agent.send_signal(signal.SIGTERM)
+    stopping = time.monotonic()
+    _, err = agent.communicate(timeout=BOUND)
+    print(f"agent stopped {time.monotonic() - stopping:.2f}s after SIGTERM")
+    assert agent.returncode == 0, err
+    with sqlite3.connect(db) as connection:
+        status, owner = connection.execute(
+            "SELECT status, lease_owner FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
+        step = connection.execute(
+            "SELECT status FROM steps WHERE execution_id = ? AND key = 'nap'", (execution_id,)
+        ).fetchone()[0]
+    assert (status, owner, step) == ("running", None, "pending")
