@@ -42,7 +42,7 @@ class MemoryStore:
         self._rows: dict[str, _Row] = {}
         self._definitions: dict[str, str] = {}
         self._events: list[Event] = []
-        self._staged: list[tuple[Lease, str, StepState]] = []
+        self._staged: list[tuple[Lease, str, StepState, float]] = []
 
     # -- executions -------------------------------------------------------------
 
@@ -90,7 +90,7 @@ class MemoryStore:
     # -- transitions --------------------------------------------------------------
 
     def stage_transition(self, lease: Lease, key: str, state: StepState) -> None:
-        self._staged.append((lease, key, state))
+        self._staged.append((lease, key, state, time.time()))
 
     async def record_transition(self, lease: Lease, key: str, state: StepState) -> None:
         self._flush()
@@ -198,28 +198,37 @@ class MemoryStore:
 
     def _flush(self) -> None:
         staged, self._staged = self._staged, []
-        for lease, key, state in staged:
+        for lease, key, state, at in staged:
             try:
-                self._apply(lease, key, state)
+                self._apply(lease, key, state, at)
             except StaleLeaseError:
                 continue  # staged writes of a fenced-off driver are dropped, as in SQL
 
-    def _apply(self, lease: Lease, key: str, state: StepState) -> None:
+    def _apply(self, lease: Lease, key: str, state: StepState, at: float | None = None) -> None:
+        """Write one transition; `at` is when it happened (staged ones happened earlier)."""
         row = self._fenced(lease)
+        at = time.time() if at is None else at
         row.execution.step_states[key] = state
-        row.execution.updated_at = time.time()
+        row.execution.updated_at = at
         data: dict[str, Any] = {"attempts": state.attempts}
         if state.error:
             data["error"] = state.error
         if state.next_attempt is not None:
             data["next_attempt"] = state.next_attempt
-        self._event(lease.execution_id, "step", key, state.status, data)
+        self._event(lease.execution_id, "step", key, state.status, data, at)
 
     def _event(
-        self, execution_id: str, kind: str, key: str | None, status: str, data: dict[str, Any]
+        self,
+        execution_id: str,
+        kind: str,
+        key: str | None,
+        status: str,
+        data: dict[str, Any],
+        at: float | None = None,
     ) -> None:
         seq = len(self._events) + 1
-        self._events.append(Event(seq, execution_id, time.time(), kind, key, str(status), data))
+        at = time.time() if at is None else at
+        self._events.append(Event(seq, execution_id, at, kind, key, str(status), data))
 
 
 def _due(row: _Row, now: float) -> bool:
