@@ -19,6 +19,7 @@ from sire.model.execution import Execution, ExecutionStatus, new_execution_id
 from sire.model.loader import load_workflow, parse_workflow
 from sire.model.workflow import Workflow
 from sire.storage import open_store
+from sire.storage.base import Store
 
 
 def tool_settings(config: Config) -> Any:
@@ -70,6 +71,19 @@ def check_workflow(workflow: Workflow, mux: DispatcherMux, config: Config) -> No
             ) from None
 
 
+def new_engine(
+    store: Store, dispatcher: DispatcherMux, config: Config, observer: EngineObserver | None = None
+) -> Engine:
+    """The engine every command drives executions with, configured from `config`."""
+    return Engine(
+        store,
+        dispatcher,
+        observer=observer,
+        env=config.template_env(),
+        lease_ttl=config.lease_ttl,
+    )
+
+
 def quiet() -> EngineObserver:
     """An observer that shows nothing (for --json)."""
     from sire.engine.engine import NullObserver
@@ -103,13 +117,7 @@ async def execute(
         await store.create_execution(execution, workflow.text)
         if detach:
             return execution
-        engine = Engine(
-            store,
-            dispatcher,
-            observer=observer,
-            env=config.template_env(),
-            lease_ttl=config.lease_ttl,
-        )
+        engine = new_engine(store, dispatcher, config, observer)
         return await _interruptible(engine.run(workflow, execution))
     finally:
         await dispatcher.aclose()
@@ -141,13 +149,7 @@ async def resume(
                 f"execution {execution_id} is {execution.status}; only unfinished or failed "
                 "executions can be resumed"
             )
-        engine = Engine(
-            store,
-            dispatcher,
-            observer=observer,
-            env=config.template_env(),
-            lease_ttl=config.lease_ttl,
-        )
+        engine = new_engine(store, dispatcher, config, observer)
         lease = await store.acquire_lease(
             execution_id, engine.owner, engine.lease_ttl, engine.clock.time()
         )
