@@ -229,14 +229,13 @@ def agent(
 
     from sire.agent.agent import Agent
     from sire.cli import runtime
-    from sire.engine.engine import Engine
 
     config = load_config()
 
     async def main() -> Agent:
         store = await open_store(db or config.db_url, home=config.home)
         dispatcher = runtime.build_dispatcher(config)
-        engine = Engine(store, dispatcher, env=config.template_env(), lease_ttl=config.lease_ttl)
+        engine = runtime.new_engine(store, dispatcher, config)
         worker = Agent(engine, runtime.stored_workflow, concurrency=concurrency)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
