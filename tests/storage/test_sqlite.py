@@ -458,3 +458,122 @@ async def test_a_job_that_fills_the_disk_fails_alone_in_its_group(db: Path) -> N
     assert results[2] is None
     assert states == {"a": DONE, "b": StepState(), "c": DONE}
     assert integrity_check(db) == "ok"
+
+
+async def test_transitions_written_together_keep_every_event_and_the_last_state(
+    store: SQLiteStore, db: Path
+) -> None:
+    lease = await driven(store)
+    running = StepState(StepStatus.RUNNING, attempts=1, started_at=T0 + 1)
+    before = await store.list_events("exec-1")
+    store.stage_transition(lease, "a", running)
+    store.stage_transition(lease, "each/1", running)
+
+    results = await queued_while_locked(
+        db,
+        store.record_transition(lease, "a", DONE),
+        store.record_transition(lease, "each/0", running),
+        store.record_transition(lease, "each/1", DONE),
+        store.record_transition(lease, "each/0", DONE),
+    )
+
+    assert results == [None] * 4
+    got = await store.get_execution("exec-1")
+    assert got.step_states == {"a": DONE, "b": StepState(), "each/1": DONE, "each/0": DONE}
+    assert list(got.step_states) == ["a", "b", "each/1", "each/0"]  # first seen first
+    events = await store.list_events("exec-1", after=before[-1].seq)
+    assert [(e.key, e.status) for e in events] == [
+        ("a", "running"),
+        ("each/1", "running"),
+        ("a", "completed"),
+        ("each/0", "running"),
+        ("each/1", "completed"),
+        ("each/0", "completed"),
+    ]
+    await store.record_transition(lease, "b", DONE)
+    seqs = [e.seq for e in await store.list_events("exec-1")]
+    assert seqs == sorted(set(seqs))
+
+
+async def test_transitions_of_several_executions_written_together_are_all_kept(
+    store: SQLiteStore, db: Path
+) -> None:
+    first = await driven(store, "exec-1")
+    second = await driven(store, "exec-2")
+    store.stage_transition(first, "a", DONE)
+    store.stage_transition(second, "a", DONE)
+
+    results = await queued_while_locked(
+        db,
+        store.record_transition(second, "b", DONE),
+        store.record_transition(first, "b", DONE),
+        store.record_transition(second, "each/0", DONE),
+        store.record_transition(first, "each/0", DONE),
+    )
+
+    assert results == [None] * 4
+    for execution_id in ("exec-1", "exec-2"):
+        got = await store.get_execution(execution_id)
+        assert got.step_states == {"a": DONE, "b": DONE, "each/0": DONE}
+        events = await store.list_events(execution_id)
+        assert [e.key for e in events if e.kind == "step"] == ["a", "b", "each/0"]
+
+
+async def test_a_stale_lease_in_a_group_of_several_executions_refuses_only_its_own(
+    store: SQLiteStore, db: Path
+) -> None:
+    kept = await driven(store, "exec-1")
+    lost = await driven(store, "exec-2")
+    await store.acquire_lease("exec-2", "other", TTL, T0 + TTL + 1)
+    store.stage_transition(lost, "a", DONE)  # dropped, as the stale lease's record below
+    store.stage_transition(kept, "a", DONE)
+
+    results = await queued_while_locked(
+        db,
+        store.record_transition(kept, "b", DONE),
+        store.record_transition(lost, "b", DONE),
+        store.record_transition(kept, "each/0", DONE),
+    )
+
+    assert [type(r).__name__ for r in results] == ["NoneType", "StaleLeaseError", "NoneType"]
+    assert (await store.get_execution("exec-1")).step_states == {
+        "a": DONE,
+        "b": DONE,
+        "each/0": DONE,
+    }
+    assert (await store.get_execution("exec-2")).step_states == execution().step_states
+    assert [e.kind for e in await store.list_events("exec-2")] == ["execution"] * 2
+
+
+async def test_a_job_refused_in_a_group_is_undone_alone(store: SQLiteStore, db: Path) -> None:
+    lease = await driven(store)
+    await store.create_execution(execution("exec-2"), "id: greet\n")
+    await store.acquire_lease("exec-2", "other", TTL, T0)
+    store.stage_transition(lease, "a", DONE)
+    commits = store.commits
+
+    results = await queued_while_locked(
+        db,
+        store.record_transition(lease, "b", DONE),
+        store.acquire_lease("exec-2", "driver", TTL, T0),
+        store.get_execution("unknown"),
+        store.update_execution(lease, ExecutionStatus.COMPLETED),
+    )
+
+    assert store.commits - commits <= 2  # so the refused jobs shared a group
+    assert [type(r).__name__ for r in results] == [
+        "NoneType",
+        "LeaseHeldError",
+        "NotFoundError",
+        "NoneType",
+    ]
+    got = await store.get_execution("exec-1")
+    assert (got.status, got.step_states) == (ExecutionStatus.COMPLETED, {"a": DONE, "b": DONE})
+    events = await store.list_events("exec-1")
+    assert [(e.key, e.status) for e in events[-3:]] == [
+        ("a", "completed"),
+        ("b", "completed"),
+        (None, "completed"),
+    ]
+    lease_2 = await store.acquire_lease("exec-2", "other", TTL, T0)  # still other's
+    assert lease_2.token == 2

@@ -118,3 +118,11 @@ UPDATE steps SET status = 'cancelled', finished_at = ? WHERE execution_id = ? AN
 UPDATE executions
 SET status = 'cancelled', error = 'cancelled', updated_at = ?, lease_token = lease_token + 1
 WHERE id = ?;
+
+-- name: last_seq
+-- Under the write lock: the next event's seq is this plus one.
+SELECT coalesce(max(seq), 0) FROM events;
+
+-- name: add_event_at
+-- add_event with its seq given: a batch of events numbered from last_seq, in one call.
+INSERT INTO events (seq, execution_id, at, kind, key, status, data) VALUES (?, ?, ?, ?, ?, ?, ?);
