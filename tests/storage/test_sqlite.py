@@ -26,6 +26,7 @@ from sire.storage.sqlite import (
     integrity_check,
     open_sqlite,
 )
+from sire.storage.sqlite.store import STAGED_DELAY
 
 T0 = 1_700_000_000.0
 TTL = 30.0
@@ -184,6 +185,21 @@ async def test_staged_transitions_become_durable_with_the_next_record(db: Path) 
 
     assert staged_only == StepState()
     assert after_record == {"a": running, "b": DONE}
+
+
+async def test_a_staged_transition_that_nothing_carries_is_written_on_its_own(db: Path) -> None:
+    store = await open_sqlite(db)
+    other = await open_sqlite(db)
+    lease = await driven(store)
+    running = StepState(StepStatus.RUNNING, attempts=1, started_at=T0 + 1)
+    store.stage_transition(lease, "long", running)  # a long call: no completion comes soon
+    async with asyncio.timeout(5):
+        while "long" not in (await other.get_execution("exec-1")).step_states:
+            await asyncio.sleep(STAGED_DELAY)
+    seen = (await other.get_execution("exec-1")).step_states["long"]
+    await other.aclose()
+    await store.aclose()
+    assert seen == running
 
 
 async def test_a_new_file_and_its_directories_are_created_at_the_latest_schema(

@@ -83,6 +83,11 @@ async def open_sqlite(
     return SQLiteStore(writer)
 
 
+#: How long a staged transition waits for a durable write to carry it before it is
+#: written on its own.
+STAGED_DELAY = 0.05
+
+
 class SQLiteStore:
     """The Store in an SQLite file; open one with `open_sqlite`.
 
@@ -95,6 +100,7 @@ class SQLiteStore:
         self._writer = writer
         self._queue = writer.queue
         self._staged: list[Transition] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._stopped: asyncio.Future[None] | None = None
         # A store dropped without aclose() still lets its thread close the connection.
@@ -161,9 +167,26 @@ class SQLiteStore:
 
     def stage_transition(self, lease: Lease, key: str, state: StepState) -> None:
         # Kept here, not queued: the thread would commit it alone, a commit per step.
+        # Usually the step's own completion carries it; a step that runs longer than
+        # STAGED_DELAY gets it written on its own, so `execution show` says `running`.
         if self._closed:
             raise self._closed_error()
         self._staged.append(self._transition(lease, key, state))
+        if self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(STAGED_DELAY, self._flush_staged_soon)
+
+    def _flush_staged_soon(self) -> None:
+        self._flush_timer = None
+        staged = self._take_staged()
+        if staged is None or self._closed:
+            if staged:
+                self._staged = staged + self._staged
+            return
+        flushed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Its errors (a full disk) surface on the next durable write: nothing awaits this.
+        flushed.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._queue.put((Jobs.flush, (), flushed, True, staged))
 
     async def record_transition(self, lease: Lease, key: str, state: StepState) -> None:
         transition = self._transition(lease, key, state)
@@ -216,6 +239,9 @@ class SQLiteStore:
         """
         if self._stopped is None:
             self._closed = True
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
             loop = asyncio.get_running_loop()
             staged = self._take_staged()
             flushed: asyncio.Future[None] | None = None
