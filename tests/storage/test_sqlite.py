@@ -194,7 +194,7 @@ async def test_a_staged_transition_that_nothing_carries_is_written_on_its_own(db
     running = StepState(StepStatus.RUNNING, attempts=1, started_at=T0 + 1)
     store.stage_transition(lease, "long", running)  # a long call: no completion comes soon
     async with asyncio.timeout(5):
-        while "long" not in (await other.get_execution("exec-1")).step_states:
+        while "long" not in (await other.get_execution("exec-1")).step_states:  # noqa: ASYNC110 - polls another connection
             await asyncio.sleep(STAGED_DELAY)
     seen = (await other.get_execution("exec-1")).step_states["long"]
     await other.aclose()
