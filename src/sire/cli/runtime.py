@@ -42,8 +42,14 @@ def build_dispatcher(config: Config) -> DispatcherMux:
 
         return InProcessDispatcher(builtin_server(tool_settings(config)))
 
+    def remote(options: Mapping[str, Any]) -> Any:
+        from sire.dispatch.remote import RemoteDispatcher
+
+        return RemoteDispatcher(config.servers)
+
     mux = DispatcherMux()
     mux.register_factory("sire", builtin)
+    mux.register_factory("mcp", remote)
     return mux
 
 
