@@ -50,14 +50,7 @@ async def durable_run(workflow: Workflow, path: Path, synchronous: str) -> float
     store = await open_sqlite(path, synchronous=synchronous)
     try:
         mux = DispatcherMux({"sire": InProcessDispatcher(SERVER)}, entry_points=False)
-        engine = Engine(store, mux)
-        execution = Execution(new_execution_id(), workflow.id, workflow.digest)
-        await store.create_execution(execution, workflow.text)
-        start = time.perf_counter()
-        result = await engine.run(workflow, execution)
-        elapsed = time.perf_counter() - start
-        assert result.status is ExecutionStatus.COMPLETED, result.error
-        return elapsed
+        return await run_once(workflow, Engine(store, mux))
     finally:
         await store.aclose()
 
