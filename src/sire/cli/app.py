@@ -136,21 +136,48 @@ def schema(as_json: JsonFlag = False, verbose: VerboseFlag = False) -> None:
 
 
 @tool_app.command("list")
-def tool_list(as_json: JsonFlag = False, verbose: VerboseFlag = False) -> None:
-    """List the built-in tools with their schemas."""
-    from sire.cli.runtime import tool_settings
-    from sire.tools import builtin_server
+def tool_list(
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            metavar="NAME|URL",
+            help="List a remote MCP server's tools: a configured name or an http(s) URL.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+    verbose: VerboseFlag = False,
+) -> None:
+    """List the built-in tools, or a remote MCP server's, with their schemas."""
+    config = load_config()
+    if server is None:
+        from sire.cli.runtime import tool_settings
+        from sire.tools import builtin_server
 
-    tools = builtin_server(tool_settings(load_config())).list_tools()
+        label = "sire:local"
+        tools = builtin_server(tool_settings(config)).list_tools()
+        prefix = "sire:local/"
+    else:
+        from sire.cli.runtime import remote_tools
+
+        label = server
+        tools = remote_tools(server, config)
+        prefix = f"mcp:{server}#"
     if as_json:
-        emit_json({"server": "sire:local", "tools": tools})
+        emit_json({"server": label, "tools": tools})
+        return
+    if not tools:
+        print(f"{label} lists no tools")
         return
     width = max(len(t["name"]) for t in tools)
     for tool in tools:
-        props = tool["inputSchema"].get("properties", {})
-        required = set(tool["inputSchema"].get("required", []))
+        schema = tool.get("inputSchema") or {}
+        props = schema.get("properties") or {}
+        required = set(schema.get("required") or ())
         args = ", ".join(f"{n}{'' if n in required else '?'}" for n in props) or "..."
-        print(f"sire:local/{tool['name']:<{width}}  ({args})  {tool['description']}")
+        about = (tool.get("description") or "").strip().partition("\n")[0]
+        print(f"{prefix}{tool['name']:<{width}}  ({args})  {about}".rstrip())
 
 
 app.add_typer(execution_app, name="execution")

@@ -47,9 +47,15 @@ def build_dispatcher(config: Config) -> DispatcherMux:
 
         return RemoteDispatcher(config.servers)
 
+    def jsonrpc(options: Mapping[str, Any]) -> Any:
+        from sire.dispatch.jsonrpc import JsonRpcDispatcher
+
+        return JsonRpcDispatcher(max_response_bytes=config.max_payload_bytes)
+
     mux = DispatcherMux()
     mux.register_factory("sire", builtin)
     mux.register_factory("mcp", remote)
+    mux.register_factory("jsonrpc", jsonrpc)
     return mux
 
 
@@ -191,3 +197,35 @@ async def _interruptible(run: Awaitable[Execution]) -> Execution:
         return await run
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
+
+
+def remote_tools(server: str, config: Config) -> list[dict[str, Any]]:
+    """The tools of the MCP server `server` (a configured name or a URL), as MCP JSON.
+
+    Raises:
+        InputError: `server` is neither a configured name nor an http(s) URL.
+        ConfigError: the server could not be started or reached.
+    """
+    from sire.dispatch.remote import RemoteDispatcher
+    from sire.errors import ConfigError, InputError, TransportError
+
+    if "://" not in server and server not in config.servers:
+        known = ", ".join(sorted(config.servers)) or "none"
+        raise InputError(
+            f"no MCP server named '{server}' in the user config (known: {known}); "
+            "give a configured name or an http(s) URL"
+        )
+
+    async def fetch() -> list[dict[str, Any]]:
+        remote = RemoteDispatcher(config.servers)
+        try:
+            return await remote.list_tools(server)
+        finally:
+            await remote.aclose()
+
+    try:
+        return asyncio.run(fetch())
+    except ToolNotFoundError as exc:
+        raise InputError(str(exc)) from None
+    except TransportError as exc:
+        raise ConfigError(str(exc)) from None

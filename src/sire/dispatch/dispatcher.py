@@ -47,7 +47,9 @@ class DispatchContext(NamedTuple):
         workspace: the directory built-in file tools are confined to.
         servers: the workflow's named servers (`mcp:name#tool`), before user config.
         report_progress: called with progress notifications from the tool.
-        checkpoint: persists per-attempt data durably.
+        checkpoint: persists per-attempt data durably (replacing what it saved before).
+        resume: what an interrupted run of this attempt saved with `checkpoint` (e.g. a
+            remote task id to poll instead of calling the tool again); empty when none.
     """
 
     execution_id: str
@@ -61,6 +63,7 @@ class DispatchContext(NamedTuple):
     servers: Mapping[str, ServerSpec] = _EMPTY
     report_progress: ProgressCallback = ignore_progress
     checkpoint: CheckpointCallback = ignore_checkpoint
+    resume: Mapping[str, Any] = _EMPTY
 
 
 @runtime_checkable

@@ -18,6 +18,7 @@ idempotency key and W3C trace context, and forwards the server's progress.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 from sire.dispatch.dispatcher import DispatchContext, ProgressCallback, ignore_progress
+from sire.dispatch.mcp import tasks
 from sire.dispatch.mcp.endpoint import Endpoint
 from sire.dispatch.mcp.mapping import (
     argument_problem,
@@ -44,8 +46,9 @@ from sire.model.uri import ToolURI
 from sire.model.workflow import ServerSpec
 
 if TYPE_CHECKING:
-    from mcp.shared.dispatcher import ProgressFnT
-    from mcp_types import RequestParamsMeta
+    from mcp import Client
+    from mcp.shared.dispatcher import CallOptions, ProgressFnT
+    from mcp_types import CallToolResult, RequestParamsMeta
 
     from sire.dispatch.mcp.session import Connection, Session
 
@@ -62,6 +65,8 @@ _REQUEST_TIMEOUT = -32001
 _METHOD_NOT_FOUND = -32601
 _INVALID_PARAMS = -32602
 _INTERNAL_ERROR = -32603
+
+log = logging.getLogger(__name__)
 
 _NO_SERVERS: Mapping[str, ServerSpec] = MappingProxyType({})
 _SESSION_GONE = re.compile(
@@ -118,12 +123,7 @@ class RemoteDispatcher:
             TransportError: the server could not be started or reached, or the call ran
                 past its deadline or lost its connection (retryable).
         """
-        endpoint = self._endpoint(tool, ctx.servers)
-        session = self._sessions.get(endpoint)
-        if session is None:
-            from sire.dispatch.mcp.session import Session
-
-            session = self._sessions[endpoint] = Session(endpoint, self._connect_timeout)
+        session = self._session(self._endpoint(tool, ctx.servers))
         if ctx.deadline is None:
             budget = self._call_timeout
         else:
@@ -155,6 +155,42 @@ class RemoteDispatcher:
         except Exception as exc:
             raise await self._failure(conn, tool, exc) from exc
 
+    async def list_tools(
+        self, server: str, servers: Mapping[str, ServerSpec] = _NO_SERVERS
+    ) -> list[dict[str, Any]]:
+        """The tools `server` (a named server or an http(s) URL) lists, as MCP JSON.
+
+        The listing is the one the session fetched on connecting; later calls reuse it.
+
+        Raises:
+            ToolNotFoundError: `server` is neither a known name nor an http(s) URL.
+            TransportError: the server could not be started or reached in time.
+        """
+        tool = ToolURI("mcp", server, "", "#")
+        session = self._session(self._endpoint(tool, servers))
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                conn = await session.connection()
+        except TimeoutError:
+            raise TransportError(
+                f"{_server(tool)} did not list its tools within {self._connect_timeout:g} s"
+            ) from None
+        except Exception as exc:
+            raise await self._failure(None, tool, exc) from exc
+        return [
+            described.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for described in conn.tools.values()
+        ]
+
+    def _session(self, endpoint: Endpoint) -> Session:
+        """The one session of `endpoint` in this process, created on first use."""
+        session = self._sessions.get(endpoint)
+        if session is None:
+            from sire.dispatch.mcp.session import Session
+
+            session = self._sessions[endpoint] = Session(endpoint, self._connect_timeout)
+        return session
+
     async def _call(
         self, conn: Connection, ctx: DispatchContext, tool: ToolURI, params: Mapping[str, Any]
     ) -> dict[str, Any]:
@@ -179,18 +215,51 @@ class RemoteDispatcher:
                 raise ToolInputError(
                     f"tool '{tool.tool}' on {_server(tool)}: {argument_problem(exc)}"
                 ) from None
-        assert conn.client is not None  # set before `ready`
+        client = conn.client
+        assert client is not None  # set before `ready`
         report = ctx.report_progress
-        result = await conn.client.call_tool(
-            tool.tool,
-            arguments,
-            progress_callback=None if report is ignore_progress else _forward(report),
-            meta=cast("RequestParamsMeta", request_meta(ctx)),
-        )
+        progress = None if report is ignore_progress else _forward(report)
+        if tasks.task_capable(client, described):
+            result = await self._task(client, ctx, tool, arguments, progress)
+        else:
+            result = await client.call_tool(
+                tool.tool,
+                arguments,
+                progress_callback=progress,
+                meta=cast("RequestParamsMeta", request_meta(ctx)),
+            )
         if result.is_error:
             text = text_of(result.content) or "no message"
             raise ToolError(f"tool '{tool.tool}' on {_server(tool)} failed: {text}")
         return output_of(result)
+
+    async def _task(
+        self,
+        client: Client,
+        ctx: DispatchContext,
+        tool: ToolURI,
+        arguments: dict[str, Any],
+        progress: ProgressFnT | None,
+    ) -> CallToolResult:
+        """Call `tool` as an MCP task, or wait for the one an interrupted run started."""
+        task_id = tasks.resumable_task(ctx)
+        result = None
+        try:
+            if task_id is not None:
+                try:
+                    result = await tasks.resume(client, ctx, task_id)
+                except tasks.TaskLost as exc:
+                    log.info("sire.mcp.task_lost task=%s tool=%s error=%s", task_id, tool, exc)
+            if result is None:
+                opts: CallOptions = {} if progress is None else {"on_progress": progress}
+                result = await tasks.start(
+                    client, ctx, tool.tool, arguments, request_meta(ctx), opts
+                )
+        except tasks.TaskEnded as exc:
+            raise ToolError(f"tool '{tool.tool}' on {_server(tool)}: {exc}") from None
+        if not result.is_error:
+            await client.session.validate_tool_result(tool.tool, result)
+        return result
 
     async def _failure(self, conn: Connection | None, tool: ToolURI, exc: Exception) -> Exception:
         """The DispatchError a failed call raises, ending the session when it is broken."""

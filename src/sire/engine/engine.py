@@ -15,6 +15,8 @@ import contextlib
 import os
 import socket
 from collections.abc import Mapping
+from functools import partial
+from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 from sire.clock import Clock, SystemClock
@@ -34,6 +36,7 @@ from sire.model.workflow import Step, Workflow
 from sire.storage.base import Lease, Store
 
 _RUNNING = StepStatus.RUNNING
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 _COMPLETED = StepStatus.COMPLETED
 _FAILED = StepStatus.FAILED
 _SKIPPED = StepStatus.SKIPPED
@@ -405,11 +408,12 @@ class _Run:
         # A step that failed (or was skipped) before a resume gets a fresh retry budget.
         spent = stored.attempts if stored is not None and stored.status in _ENDED else 0
         idempotency_key = f"{self.execution.id}/{key}"
+        # An attempt interrupted mid-call may have saved where it was (a remote task id).
+        resume = stored.checkpoint if stored is not None and not stored.status.finished else None
         while True:
             # `running` need not be durable before the call: lost, the step just reruns.
-            await self.record(
-                key, StepState(_RUNNING, attempts=attempt, started_at=started), durable=False
-            )
+            running = StepState(_RUNNING, attempts=attempt, started_at=started, checkpoint=resume)
+            await self.record(key, running, durable=False)
             ctx = DispatchContext(
                 execution_id=self.execution.id,
                 step_id=step.id,
@@ -420,7 +424,10 @@ class _Run:
                 workspace=self.execution.workspace,
                 servers=self.workflow.servers,
                 report_progress=self.progress_reporter(key),
+                checkpoint=partial(self.checkpoint, key, attempt),
+                resume=resume or _NOTHING,
             )
+            resume = None
             kind = "error"
             try:
                 if self.slots is None:
@@ -443,7 +450,9 @@ class _Run:
                     )
                     await self.record(key, state)
                 elif self.stopping is None:
-                    await self.record(key, StepState(attempts=attempt - 1, error="interrupted"))
+                    saved = self.execution.step_states[key].checkpoint
+                    interrupted = StepState(attempts=attempt - 1, error="interrupted")
+                    await self.record(key, interrupted._replace(checkpoint=saved))
                 raise
             except Exception as exc:  # a dispatcher broke its contract: fail the step, not Sire
                 error, kind = f"dispatcher error: {type(exc).__name__}: {exc}", ""
@@ -474,6 +483,12 @@ class _Run:
             )
             await clock.sleep(delay)
             attempt += 1
+
+    async def checkpoint(self, key: str, attempt: int, data: Mapping[str, Any]) -> None:
+        """Save `data` durably with attempt `attempt` of `key`, while it still runs."""
+        current = self.execution.step_states.get(key)
+        if current is not None and current.status is _RUNNING and current.attempts == attempt:
+            await self.record(key, current._replace(checkpoint=dict(data)))
 
     async def call(
         self, step: Step, ctx: DispatchContext, params: dict[str, Any]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -58,6 +59,8 @@ class StepState(NamedTuple):
     next_attempt: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    #: what a running attempt saved to pick up after a crash (e.g. a remote task id).
+    checkpoint: Mapping[str, Any] | None = None
 
 
 class Execution:

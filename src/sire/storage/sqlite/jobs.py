@@ -75,10 +75,19 @@ class Jobs:
                 next_attempt,
                 started_at,
                 finished_at,
+                None if checkpoint is None else _decode(checkpoint),
             )
-            for key, status, output, error, attempts, next_attempt, started_at, finished_at in (
-                self.conn.execute(Q.get_steps, (execution_id,))
-            )
+            for (
+                key,
+                status,
+                output,
+                error,
+                attempts,
+                next_attempt,
+                started_at,
+                finished_at,
+                checkpoint,
+            ) in self.conn.execute(Q.get_steps, (execution_id,))
         }
         return execution
 

@@ -297,7 +297,7 @@ class SQLiteStore:
         return (eid, lease.token, row, key, row[2], data)
 
     def _step_row(self, execution_id: str, key: str, state: StepState) -> tuple[Any, ...]:
-        output = state.output
+        output, checkpoint = state.output, state.checkpoint
         if output is not None:
             output = self._json(output, f"execution {execution_id}: the output of step '{key}'")
         return (
@@ -310,6 +310,7 @@ class SQLiteStore:
             state.next_attempt,
             state.started_at,
             state.finished_at,
+            None if checkpoint is None else self._json(checkpoint, f"the checkpoint of '{key}'"),
         )
 
     def _json(self, value: object, what: str) -> str:
