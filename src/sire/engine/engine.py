@@ -32,7 +32,7 @@ from sire.errors import (
 )
 from sire.model.durations import format_duration
 from sire.model.execution import Execution, ExecutionStatus, StepState, StepStatus
-from sire.model.workflow import Step, Workflow
+from sire.model.workflow import ServerSpec, Step, Workflow
 from sire.storage.base import Lease, Store
 
 _RUNNING = StepStatus.RUNNING
@@ -203,6 +203,7 @@ class _Run:
             and not any(step.for_each for step in workflow.steps)
             else asyncio.Semaphore(workflow.max_concurrency)
         )
+        self.servers = workflow.servers  # rendered when the run starts
         self.failed: list[str] = []
         self.running = 0
         self.retrying = 0
@@ -215,6 +216,11 @@ class _Run:
         heartbeat = asyncio.create_task(self.heartbeat(driver), name="sire-heartbeat")
         try:
             await self.set_status(ExecutionStatus.RUNNING)
+            try:
+                self.servers = render_servers(self.workflow.servers, self.context)
+            except TemplateError as exc:
+                await self.finish_with(ExecutionStatus.FAILED, error=f"servers: {exc}")
+                return self.execution
             try:
                 async with asyncio.TaskGroup() as group:
                     self.group = group
@@ -422,7 +428,7 @@ class _Run:
                 deadline=None if step.timeout is None else clock.monotonic() + step.timeout,
                 idempotency_key=idempotency_key,
                 workspace=self.execution.workspace,
-                servers=self.workflow.servers,
+                servers=self.servers,
                 report_progress=self.progress_reporter(key),
                 checkpoint=partial(self.checkpoint, key, attempt),
                 resume=resume or _NOTHING,
@@ -611,3 +617,27 @@ class _Run:
             }
         rendered = render(compile_value(outputs, "outputs"), outputs, self.context)
         return dict(rendered)
+
+
+def render_servers(
+    servers: Mapping[str, ServerSpec], context: Mapping[str, Any]
+) -> Mapping[str, ServerSpec]:
+    """The workflow's named servers with their templated `headers` and `env` rendered.
+
+    Rendered once per run, with the run's inputs, secrets and env (no step outputs):
+    credentials stay out of the YAML, and a session is keyed by the rendered values.
+
+    Raises:
+        TemplateError: a template names an unset secret or breaks the sandbox.
+    """
+    rendered = dict(servers)
+    for name, spec in servers.items():
+        fields: dict[str, Any] = {}
+        for field in ("headers", "env"):
+            value = dict(getattr(spec, field))
+            renderer = compile_value(value, f"servers.{name}.{field}")
+            if renderer is not None:
+                fields[field] = {k: str(v) for k, v in renderer(context).items()}
+        if fields:
+            rendered[name] = spec._replace(**fields)
+    return rendered
