@@ -10,6 +10,7 @@ import typer
 
 from sire.cli.common import FileArgument, JsonFlag, VerboseFlag, emit_json
 from sire.cli.executions import agent, execution_app
+from sire.cli.mcp import mcp_app
 from sire.cli.run import run
 from sire.config import load_config
 
@@ -181,4 +182,5 @@ def tool_list(
 
 
 app.add_typer(execution_app, name="execution")
+app.add_typer(mcp_app, name="mcp")
 app.command("agent")(agent)
