@@ -2,9 +2,11 @@
 
 `sdk_server.py` (the official SDK's low-level server) runs over stdio and Streamable
 HTTP, in both protocol eras. Third-party servers are installed once into a cache
-directory ($SIRE_TEST_CACHE, else ~/.cache/sire-tests): mcp-server-time from PyPI in its
-own venv, and @modelcontextprotocol/server-everything from npm. When they cannot be
-installed their tests are skipped with the reason, except under CI=true, where that fails.
+directory ($SIRE_TEST_CACHE, else ~/.cache/sire-tests): mcp-server-time and mcp-server-git
+from PyPI, each in its own venv, and @modelcontextprotocol/server-everything,
+server-filesystem and server-memory from npm, all three by one `npm install`. When they
+cannot be installed their tests are skipped with the reason, except under CI=true, where
+that fails.
 """
 
 from __future__ import annotations
@@ -30,11 +32,16 @@ from sire.model.uri import ToolURI
 from sire.model.workflow import ServerSpec
 
 SDK_SERVER = Path(__file__).with_name("sdk_server.py")
+FAULT_SERVER = Path(__file__).with_name("fault_server.py")
 MODERN = "2026-07-28"
 HANDSHAKE = "2025-11-25"
 #: Pinned, so that tool names and behaviour do not move under the tests.
 EVERYTHING = "@modelcontextprotocol/server-everything@2026.8.31"
+FILESYSTEM = "@modelcontextprotocol/server-filesystem@2026.8.31"
+MEMORY = "@modelcontextprotocol/server-memory@2026.8.31"
+NPM_PACKAGES = (EVERYTHING, FILESYSTEM, MEMORY)
 TIME_SERVER = "mcp-server-time==2026.10.19"
+GIT_SERVER = "mcp-server-git==2026.10.19"
 
 
 def cache_dir() -> Path:
@@ -104,6 +111,18 @@ def sdk_stdio(era: str) -> ServerSpec:
     return ServerSpec(command=(*argv, "--legacy") if era == HANDSHAKE else argv)
 
 
+def fault_http_argv(port: int, era: str) -> list[str]:
+    """The misbehaving server (`fault_server.py`) over Streamable HTTP on `port`."""
+    argv = [sys.executable, str(FAULT_SERVER), "http", str(port)]
+    return [*argv, "--legacy"] if era == HANDSHAKE else argv
+
+
+def fault_stdio(era: str) -> ServerSpec:
+    """The misbehaving server (`fault_server.py`) over stdio."""
+    argv = (sys.executable, str(FAULT_SERVER), "stdio")
+    return ServerSpec(command=(*argv, "--legacy") if era == HANDSHAKE else argv)
+
+
 @pytest.fixture(scope="session")
 def sdk_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, HttpServer]]:
     """The SDK test server over Streamable HTTP, one process per protocol era."""
@@ -114,6 +133,21 @@ def sdk_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Htt
         ) as modern,
         http_server(
             sdk_http_argv(port := free_port(), HANDSHAKE), port, logs / "handshake.log"
+        ) as handshake,
+    ):
+        yield {MODERN: modern, HANDSHAKE: handshake}
+
+
+@pytest.fixture(scope="session")
+def fault_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, HttpServer]]:
+    """The misbehaving server over Streamable HTTP, one process per protocol era."""
+    logs = tmp_path_factory.mktemp("fault-http")
+    with (
+        http_server(
+            fault_http_argv(port := free_port(), MODERN), port, logs / "modern.log"
+        ) as modern,
+        http_server(
+            fault_http_argv(port := free_port(), HANDSHAKE), port, logs / "handshake.log"
         ) as handshake,
     ):
         yield {MODERN: modern, HANDSHAKE: handshake}
@@ -195,17 +229,30 @@ async def server_saw_cancellation(
 @pytest.fixture(scope="session")
 def mcp_server_time() -> ServerSpec:
     """mcp-server-time from PyPI, in its own venv under the cache directory, over stdio."""
-    venv = cache_dir() / ("venv-" + TIME_SERVER.replace("==", "-"))
-    exe = venv / "bin" / "mcp-server-time"
+    return ServerSpec(command=(str(pip_server(TIME_SERVER, "mcp-server-time")),))
+
+
+@pytest.fixture(scope="session")
+def mcp_server_git() -> Path:
+    """The mcp-server-git executable from PyPI, in its own venv; it needs `git` too."""
+    if shutil.which("git") is None:
+        unavailable("git is needed for mcp-server-git")
+    return pip_server(GIT_SERVER, "mcp-server-git")
+
+
+def pip_server(requirement: str, executable: str) -> Path:
+    """`executable` of `requirement` (`name==version`), installed in a venv of its own."""
+    venv = cache_dir() / ("venv-" + requirement.replace("==", "-"))
+    exe = venv / "bin" / executable
     if not exe.exists():
         shutil.rmtree(venv, ignore_errors=True)
         made = subprocess.run(
             [sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, timeout=300
         )
         if made.returncode != 0:
-            unavailable(f"cannot create a venv for mcp-server-time: {made.stderr.strip()}")
+            unavailable(f"cannot create a venv for {requirement}: {made.stderr.strip()}")
         installed = subprocess.run(
-            [str(venv / "bin" / "pip"), "install", "--quiet", TIME_SERVER],
+            [str(venv / "bin" / "pip"), "install", "--quiet", requirement],
             capture_output=True,
             text=True,
             timeout=900,
@@ -213,29 +260,45 @@ def mcp_server_time() -> ServerSpec:
         if installed.returncode != 0 or not exe.exists():
             shutil.rmtree(venv, ignore_errors=True)
             unavailable(
-                f"cannot install {TIME_SERVER} from PyPI: {installed.stderr.strip()[-500:]}"
+                f"cannot install {requirement} from PyPI: {installed.stderr.strip()[-500:]}"
             )
-    return ServerSpec(command=(str(exe),))
+    return exe
 
 
 @pytest.fixture(scope="session")
-def server_everything() -> Path:
-    """The entry script of @modelcontextprotocol/server-everything, installed with npm."""
+def npm_servers() -> Path:
+    """The npm prefix holding every pinned npm server (`NPM_PACKAGES`), installed at once."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        unavailable("node and npm are needed for @modelcontextprotocol/server-everything")
+        unavailable("node and npm are needed for the @modelcontextprotocol servers")
     prefix = cache_dir() / "npm"
-    package = prefix / "node_modules" / "@modelcontextprotocol" / "server-everything"
-    wanted = EVERYTHING.rpartition("@")[2]
-    if _npm_version(package) != wanted:
+    if not all(_npm_installed(prefix, spec) for spec in NPM_PACKAGES):
         installed = subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), EVERYTHING],
+            [
+                "npm",
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--save-exact",
+                "--prefix",
+                str(prefix),
+                *NPM_PACKAGES,
+            ],
             capture_output=True,
             text=True,
             timeout=900,
         )
-        if installed.returncode != 0 or _npm_version(package) != wanted:
-            unavailable(f"cannot install {EVERYTHING} with npm: {installed.stderr.strip()[-500:]}")
-    return prefix / "node_modules" / ".bin" / "mcp-server-everything"
+        missing = [spec for spec in NPM_PACKAGES if not _npm_installed(prefix, spec)]
+        if installed.returncode != 0 or missing:
+            unavailable(
+                f"cannot install {', '.join(missing or NPM_PACKAGES)} with npm: "
+                f"{installed.stderr.strip()[-500:]}"
+            )
+    return prefix
+
+
+def _npm_installed(prefix: Path, spec: str) -> bool:
+    name, _, wanted = spec.rpartition("@")
+    return _npm_version(prefix / "node_modules" / name) == wanted
 
 
 def _npm_version(package: Path) -> str | None:
@@ -244,6 +307,24 @@ def _npm_version(package: Path) -> str | None:
     except (OSError, ValueError, KeyError):
         return None
     return version
+
+
+@pytest.fixture(scope="session")
+def server_everything(npm_servers: Path) -> Path:
+    """The entry script of @modelcontextprotocol/server-everything, installed with npm."""
+    return npm_servers / "node_modules" / ".bin" / "mcp-server-everything"
+
+
+@pytest.fixture(scope="session")
+def server_filesystem(npm_servers: Path) -> Path:
+    """The entry script of @modelcontextprotocol/server-filesystem (directories as args)."""
+    return npm_servers / "node_modules" / ".bin" / "mcp-server-filesystem"
+
+
+@pytest.fixture(scope="session")
+def server_memory(npm_servers: Path) -> Path:
+    """The entry script of @modelcontextprotocol/server-memory ($MEMORY_FILE_PATH)."""
+    return npm_servers / "node_modules" / ".bin" / "mcp-server-memory"
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sire.cli.main import main
+
 from .conftest import MODERN, SDK_SERVER, HttpServer
 
 

@@ -559,8 +559,8 @@ class _Run:
 
     def progress_reporter(self, key: str) -> ProgressCallback:
         observer, execution = self.observer, self.execution
-        if isinstance(observer, NullObserver):
-            return ignore_progress
+        if type(observer).step_progress is NullObserver.step_progress:
+            return ignore_progress  # nobody shows it: the dispatcher need not ask for it
 
         def report(progress: float, total: float | None, message: str | None) -> None:
             observer.step_progress(execution, key, progress, total, message)
@@ -622,7 +622,10 @@ class _Run:
 def render_servers(
     servers: Mapping[str, ServerSpec], context: Mapping[str, Any]
 ) -> Mapping[str, ServerSpec]:
-    """The workflow's named servers with their templated `headers` and `env` rendered.
+    """The workflow's named servers with their templated fields rendered.
+
+    `headers`, `env`, `command` and `cwd` may be templates (the `url` may not: it names
+    the server).
 
     Rendered once per run, with the run's inputs, secrets and env (no step outputs):
     credentials stay out of the YAML, and a session is keyed by the rendered values.
@@ -638,6 +641,12 @@ def render_servers(
             renderer = compile_value(value, f"servers.{name}.{field}")
             if renderer is not None:
                 fields[field] = {k: str(v) for k, v in renderer(context).items()}
+        command = compile_value(list(spec.command), f"servers.{name}.command")
+        if command is not None:
+            fields["command"] = tuple(str(part) for part in command(context))
+        cwd = compile_value(spec.cwd, f"servers.{name}.cwd")
+        if cwd is not None:
+            fields["cwd"] = str(cwd(context))
         if fields:
             rendered[name] = spec._replace(**fields)
     return rendered

@@ -77,9 +77,13 @@ class ServerDoc(_Strict):
 
     url: str | None = Field(None, pattern=r"^https?://", description="Streamable HTTP endpoint.")
     headers: dict[str, str] = Field(default_factory=dict, description="HTTP headers (templated).")
-    command: list[str] | None = Field(None, min_length=1, description="stdio server command.")
-    env: dict[str, str] = Field(default_factory=dict, description="stdio server environment.")
-    cwd: str | None = Field(None, description="stdio server working directory.")
+    command: list[str] | None = Field(
+        None, min_length=1, description="stdio server command (templated)."
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="stdio server environment (templated)."
+    )
+    cwd: str | None = Field(None, description="stdio server working directory (templated).")
 
     @model_validator(mode="after")
     def _one_transport(self) -> ServerDoc:

@@ -2,8 +2,10 @@
 
 Above: `RemoteDispatcher`, which asks `Session.connection()` for a live `Connection` and
 calls tools on its SDK client from any task. Below: the official MCP SDK's `mcp.Client`
-over Streamable HTTP (httpx2) or a stdio process started here; the SDK negotiates the
-protocol era (`server/discover` for 2026-07-28 servers, else the `initialize` handshake).
+over Sire's own transports (`sire.dispatch.mcp.transport`: Streamable HTTP on aiohttp, or
+a stdio process on asyncio pipes), or over the SDK's own (httpx2, anyio) when
+`SIRE_MCP_TRANSPORT=sdk`, to compare them; the SDK negotiates the protocol era
+(`server/discover` for 2026-07-28 servers, else the `initialize` handshake).
 The SDK takes over a second to import, so it is imported on the first connect, in a
 worker thread, and never by `import sire.dispatch.remote`.
 """
@@ -86,6 +88,7 @@ class Connection:
         self.failure: Exception | None = None
         self._connect_timeout = connect_timeout
         self._stderr: _StderrTail | None = None
+        self._sdk_transport = os.environ.get("SIRE_MCP_TRANSPORT", "").lower() == "sdk"
         self.task = asyncio.create_task(self._run(), name=f"sire.mcp {endpoint.describe()}")
 
     @property
@@ -141,7 +144,7 @@ class Connection:
         if self.endpoint.is_stdio:
             self._stderr, errlog = await _StderrTail.open(self.endpoint.describe())
         client = Client(
-            _transport(self.endpoint, errlog, self.lost),
+            _transport(self.endpoint, errlog, self.lost, sdk=self._sdk_transport),
             mode="auto",
             client_info=Implementation(name="sire", version=__version__),
             cache=None,
@@ -272,9 +275,33 @@ def _retrieve(future: asyncio.Future[None]) -> None:
 
 @contextlib.asynccontextmanager
 async def _transport(
-    endpoint: Endpoint, errlog: TextIO | None, lost: asyncio.Event
+    endpoint: Endpoint, errlog: TextIO | None, lost: asyncio.Event, *, sdk: bool
 ) -> AsyncIterator[TransportStreams]:
-    """The SDK transport for `endpoint`, whose read stream sets `lost` when it ends."""
+    """The transport for `endpoint`, whose read stream sets `lost` when it ends.
+
+    Sire's own, unless `sdk` (`SIRE_MCP_TRANSPORT=sdk` when the connection was made) asks
+    for the SDK's, for comparison.
+    """
+    if sdk:
+        async with _sdk_transport(endpoint, errlog) as streams:
+            yield _WatchedReadStream(streams[0], lost), streams[1]
+        return
+    from sire.dispatch.mcp import transport
+
+    if endpoint.url is not None:
+        async with transport.streamable_http(endpoint.url, dict(endpoint.headers)) as streams:
+            yield _WatchedReadStream(streams[0], lost), streams[1]
+    else:
+        env = dict(endpoint.env) or None
+        async with transport.stdio(endpoint.command, env, endpoint.cwd, errlog) as streams:
+            yield _WatchedReadStream(streams[0], lost), streams[1]
+
+
+@contextlib.asynccontextmanager
+async def _sdk_transport(
+    endpoint: Endpoint, errlog: TextIO | None
+) -> AsyncIterator[TransportStreams]:
+    """The SDK's own transport for `endpoint`."""
     if endpoint.url is not None:
         import httpx2
         from mcp.client.streamable_http import streamable_http_client
@@ -285,7 +312,7 @@ async def _transport(
             headers=dict(endpoint.headers), timeout=httpx2.Timeout(CONNECT_TIMEOUT, read=None)
         )
         async with http, streamable_http_client(endpoint.url, http_client=http) as streams:
-            yield _WatchedReadStream(streams[0], lost), streams[1]
+            yield streams
     else:
         import sys
 
@@ -298,7 +325,7 @@ async def _transport(
             cwd=endpoint.cwd,
         )
         async with stdio_client(params, errlog=errlog or sys.stderr) as streams:
-            yield _WatchedReadStream(streams[0], lost), streams[1]
+            yield streams
 
 
 class _WatchedReadStream:
