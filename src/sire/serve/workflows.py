@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sire.dispatch.dispatcher import ProgressCallback
+from sire.engine.engine import NullObserver
 from sire.errors import SireError, ToolError
 from sire.model.execution import Execution, ExecutionStatus, StepState
 from sire.model.workflow import Workflow
@@ -241,8 +242,12 @@ def _outcome(execution: Execution) -> Outcome:
     raise ToolError(f"{error} (execution {execution.id} of workflow '{execution.workflow_id}')")
 
 
-class _StepProgress:
-    """An engine observer reporting each finished step as MCP progress: `k` of `n` steps."""
+class _StepProgress(NullObserver):
+    """An engine observer reporting each finished step as MCP progress: `k` of `n` steps.
+
+    A tool's own progress is not forwarded (it would break the steps' count, which must
+    grow): `step_progress` stays NullObserver's, so the engine does not even ask for it.
+    """
 
     def __init__(self, total: int, report: ProgressCallback) -> None:
         self._total = total
@@ -254,16 +259,3 @@ class _StepProgress:
             return  # items of a for_each step count once, with their step
         self._finished.add(key)
         self._report(len(self._finished), self._total, f"step '{key}' {state.status}")
-
-    def step_progress(
-        self,
-        execution: Execution,
-        key: str,
-        progress: float,
-        total: float | None,
-        message: str | None,
-    ) -> None:
-        return None  # a tool's own progress would break the steps' count, which must grow
-
-    def execution_changed(self, execution: Execution) -> None:
-        return None
