@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -41,3 +43,25 @@ def report(
         line += f"   floor {floor * scale:9.2f} {unit} ({floor_name})"
     line += f"   target {target}"
     print(line, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    """Wait until a bench server started as `process` accepts connections on `port`."""
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the bench server exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _common import parse_args, report
+from _common import free_port, parse_args, report, wait_listening
 from sire.dispatch.dispatcher import DispatchContext
 from sire.dispatch.jsonrpc import JsonRpcDispatcher
 from sire.model.uri import ToolURI
@@ -147,27 +147,6 @@ async def clients(url: str, n: int, rounds: int) -> dict[str, float]:
         finally:
             await sire.aclose()
     return {name: statistics.median(values) for name, values in samples.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the bench server exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
 
 
 def main() -> None:

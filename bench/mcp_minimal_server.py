@@ -1,14 +1,16 @@
 """A minimal MCP server for the benchmarks: one `add` tool, answered with as little work as can be.
 
     python mcp_minimal_server.py stdio
-    python mcp_minimal_server.py http PORT
+    python mcp_minimal_server.py http PORT [DELAY_MS]
 
 It answers `server/discover` (the 2026-07-28 era, which the SDK's client settles on),
 `initialize` (the handshake era, for clients that start there), `tools/list` and
 `tools/call` directly, on plain asyncio: newline-delimited JSON on stdin/stdout, or a
 raw HTTP/1.1 keep-alive server on 127.0.0.1 answering each POST with a JSON body
 (notifications get 202, GET and DELETE 405). Its own cost per call is tens of
-microseconds, so a client measured against it shows the client's own cost.
+microseconds, so a client measured against it shows the client's own cost. DELAY_MS
+holds each HTTP `tools/call` answer back that long (without blocking other requests):
+a tool that waits on something, for measuring concurrency against real latency.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ async def serve_stdio() -> None:
 class _HttpProtocol(asyncio.Protocol):
     """HTTP/1.1 with keep-alive, Content-Length bodies only: what MCP clients send."""
 
+    delay = 0.0
+
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
@@ -133,11 +137,17 @@ class _HttpProtocol(asyncio.Protocol):
             return
         if response is None:
             self._send(202, b"", "text/plain")
+        elif self.delay and "result" in response and "content" in response["result"]:
+            body = json.dumps(response).encode()
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.delay, self._send, 200, body, "application/json")
         else:
             self._send(200, json.dumps(response).encode(), "application/json")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         assert self._transport is not None
+        if self._transport.is_closing():
+            return
         reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 405: "Method Not Allowed"}
         head = (
             f"HTTP/1.1 {status} {reason[status]}\r\n"
@@ -157,6 +167,7 @@ def main() -> None:
     if sys.argv[1] == "stdio":
         asyncio.run(serve_stdio())
     else:
+        _HttpProtocol.delay = float(sys.argv[3]) / 1e3 if len(sys.argv) > 3 else 0.0
         asyncio.run(serve_http(int(sys.argv[2])))
 
 

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 import pytest
+
+from remote.conftest import cache_dir
 
 #: Pinned, so that scenarios and their checks do not move under the tests.
 SUITE = "@modelcontextprotocol/conformance@0.1.16"
@@ -45,24 +46,11 @@ _TRAIL_LINES = 40
 _SERVER_RESULTS = re.compile(r"server-(.+)-\d{4}-\d\d-\d\dT[\d-]+Z")
 
 
-def cache_dir() -> Path:
-    path = Path(os.environ.get("SIRE_TEST_CACHE") or Path.home() / ".cache" / "sire-tests")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def unavailable(reason: str) -> NoReturn:
     """Skip, or fail under CI, where the conformance suite must run."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason} (CI=true: the MCP conformance suite must run in CI)")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Suite(NamedTuple):

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Outcome, Suite, free_port, record, run_server_suite
+from remote.conftest import free_port
+
+from .conftest import Outcome, Suite, record, run_server_suite
 
 FIXTURES = sorted(Path(__file__).with_name("fixtures").glob("*.yaml"))
 

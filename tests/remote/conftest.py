@@ -33,6 +33,7 @@ from sire.model.workflow import ServerSpec
 
 SDK_SERVER = Path(__file__).with_name("sdk_server.py")
 FAULT_SERVER = Path(__file__).with_name("fault_server.py")
+JSONRPC_SERVER = Path(__file__).with_name("jsonrpc_server.py")
 MODERN = "2026-07-28"
 HANDSHAKE = "2025-11-25"
 #: Pinned, so that tool names and behaviour do not move under the tests.
@@ -151,6 +152,15 @@ def fault_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, H
         ) as handshake,
     ):
         yield {MODERN: modern, HANDSHAKE: handshake}
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of the test JSON-RPC service (jsonrpc_server.py), one process for the session."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("jsonrpc") / "server.log"
+    with http_server([sys.executable, str(JSONRPC_SERVER), str(port)], port, log):
+        yield f"http://127.0.0.1:{port}/rpc"
 
 
 class Target(NamedTuple):

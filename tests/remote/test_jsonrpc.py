@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -26,19 +25,9 @@ from sire.errors import (
 )
 from sire.model.uri import ToolURI
 
-from .conftest import free_port, http_server
+from .conftest import free_port
 
-SERVER = Path(__file__).with_name("jsonrpc_server.py")
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of the test JSON-RPC service, one process for the session."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("jsonrpc") / "server.log"
-    with http_server([sys.executable, str(SERVER), str(port)], port, log):
-        yield f"http://127.0.0.1:{port}/rpc"
 
 
 @pytest.fixture
