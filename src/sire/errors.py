@@ -22,7 +22,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 
 class SireError(Exception):
@@ -39,17 +39,25 @@ class DefinitionError(SireError):
         line: the 1-based line of the offending node, when known.
         path: the offending path inside the document, e.g. ``steps[2].needs[0]``.
         reason: what is wrong, without the location.
+        hint: what to do about it, when that is obvious (``did you mean 'greet'?``).
     """
 
     exit_code = 2
 
     def __init__(
-        self, reason: str, *, file: str | None = None, line: int | None = None, path: str = ""
+        self,
+        reason: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        path: str = "",
+        hint: str | None = None,
     ) -> None:
         self.reason = reason
         self.file = file
         self.line = line
         self.path = path
+        self.hint = hint
         super().__init__(self._format())
 
     def _format(self) -> str:
@@ -57,7 +65,8 @@ class DefinitionError(SireError):
         if self.line is not None:
             where = f"{where}:{self.line}"
         at = f" at {self.path}" if self.path else ""
-        return f"{where}: {self.reason}{at}"
+        hint = f"; {self.hint}" if self.hint else ""
+        return f"{where}: {self.reason}{at}{hint}"
 
     def located(self, file: str | None, line: int | None) -> DefinitionError:
         """Return this error with a file and line filled in where missing."""
@@ -65,6 +74,14 @@ class DefinitionError(SireError):
         self.line = self.line if self.line is not None else line
         self.args = (self._format(),)
         return self
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """`did you mean 'greet'?` when one of `candidates` is close to `name`, else None."""
+    from difflib import get_close_matches
+
+    close = get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
 
 
 class CycleError(DefinitionError):

@@ -3,43 +3,12 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sire.cli.main import main
-
 EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-class Result:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def sire(capsys: pytest.CaptureFixture[str]) -> Any:
-    def call(*args: str) -> Result:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return call
-
-
-@pytest.fixture
-def write(tmp_path: Path) -> Any:
-    def write(text: str, name: str = "wf.yaml") -> Path:
-        path = tmp_path / name
-        path.write_text(textwrap.dedent(text))
-        return path
-
-    return write
 
 
 def test_run_prints_the_execution_id_first_and_the_outputs_last(sire: Any, tmp_path: Path) -> None:
@@ -318,7 +287,12 @@ REMOTE_EXAMPLES = {"mcp-servers.yaml"}
 
 
 @pytest.mark.parametrize(
-    "example", sorted(p.name for p in EXAMPLES.glob("*.yaml") if p.name not in REMOTE_EXAMPLES)
+    "example",
+    sorted(
+        p.name
+        for p in EXAMPLES.glob("*.yaml")
+        if p.name not in REMOTE_EXAMPLES and not p.name.endswith(".test.yaml")
+    ),
 )
 def test_every_example_runs_to_completion(sire: Any, example: str, tmp_path: Path) -> None:
     result = sire("run", str(EXAMPLES / example), "--json", "--workspace", str(tmp_path))

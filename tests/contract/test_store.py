@@ -1028,3 +1028,22 @@ async def test_set_definition_repoints_the_execution_under_a_valid_lease(store: 
     assert (await store.get_execution("exec-1")).workflow_hash == "sha256:v2"
     assert await store.get_definition("sha256:v2") == "id: greet  # v2\n"
     assert await store.get_definition("sha256:v1") == DEFINITION
+
+
+async def test_a_checkpoint_and_the_mocked_mark_are_kept_with_the_step_state(
+    store: Store, harness: StoreHarness
+) -> None:
+    await create(store)
+    lease = await drive(store)
+    running = StepState(StepStatus.RUNNING, attempts=1, checkpoint={"task": "t-1"})
+    mocked = StepState(StepStatus.COMPLETED, {"x": 1}, attempts=2, mocked=True)
+
+    await store.record_transition(lease, "a", running)
+    await store.record_transition(lease, "b", mocked)
+
+    other = await harness.reopen()
+    states = (await other.get_execution("exec-1")).step_states
+    assert states["a"] == running
+    assert states["b"] == mocked
+    assert states["b"].mocked is True
+    assert states["a"].mocked is False

@@ -846,7 +846,8 @@ def test_the_message_is_one_line_starting_with_file_and_line(text: str) -> None:
     assert error.line >= 1
     assert error.reason in message
     if error.path:
-        assert message.endswith(f" at {error.path}")
+        hint = f"; {error.hint}" if error.hint else ""
+        assert message.endswith(f" at {error.path}{hint}")
 
 
 def test_a_text_without_a_source_is_called_workflow_in_messages() -> None:

@@ -12,6 +12,7 @@ from sire.cli.common import FileArgument, JsonFlag, VerboseFlag, emit_json
 from sire.cli.executions import agent, execution_app
 from sire.cli.mcp import mcp_app
 from sire.cli.run import run
+from sire.cli.testing import init, run_tests
 from sire.config import load_config
 
 app = typer.Typer(
@@ -55,13 +56,29 @@ def validate(
     files: Annotated[
         list[Path], typer.Argument(help="Workflow files.", metavar="FILE...", show_default=False)
     ],
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online", help="Also check tools and arguments against the live MCP servers."
+        ),
+    ] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ) -> None:
     """Check workflow files; report each error with file:line and path."""
     from sire.cli import runtime
+    from sire.cli.contract import contract_problems
     from sire.errors import DefinitionError
     from sire.model.loader import load_workflow
+
+    def described(exc: DefinitionError) -> dict[str, Any]:
+        return {
+            "message": str(exc),
+            "reason": exc.reason,
+            "line": exc.line,
+            "path": exc.path,
+            "hint": exc.hint,
+        }
 
     config = load_config()
     mux = runtime.build_dispatcher(config)
@@ -70,21 +87,21 @@ def validate(
         try:
             workflow = load_workflow(file, cache_dir=config.cache_dir)
             runtime.check_workflow(workflow, mux, config)
+            errors = list(contract_problems(workflow, config, mux, online=online))
         except DefinitionError as exc:
+            errors = [exc]
+        if errors:
             results.append(
                 {
                     "file": str(file),
                     "valid": False,
-                    "error": {
-                        "message": str(exc),
-                        "reason": exc.reason,
-                        "line": exc.line,
-                        "path": exc.path,
-                    },
+                    "error": described(errors[0]),
+                    "errors": [described(e) for e in errors],
                 }
             )
             if not as_json:
-                print(f"error  {exc}", file=sys.stderr)
+                for error in errors:
+                    print(f"error  {error}", file=sys.stderr)
             continue
         results.append({"file": str(file), "valid": True, "steps": len(workflow.steps)})
         if not as_json:
@@ -136,6 +153,50 @@ def schema(as_json: JsonFlag = False, verbose: VerboseFlag = False) -> None:
     emit_json(json_schema())
 
 
+@workflow_app.command("compile")
+def compile_workflow(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A Python SDK workflow: module:attr or path/to/file.py:attr.",
+            metavar="MODULE:ATTR",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write the YAML to FILE.", show_default=False
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+    verbose: VerboseFlag = False,
+) -> None:
+    """Compile a workflow written with the Python SDK (sire.sdk) to YAML."""
+    from sire.errors import InputError
+    from sire.sdk.target import load_target
+
+    workflow = load_target(target).to_model()
+    if output is not None:
+        try:
+            output.write_text(workflow.text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--output {output}: cannot write it ({exc.strerror})") from None
+    if as_json:
+        emit_json(
+            {
+                "workflow_id": workflow.id,
+                "steps": len(workflow.steps),
+                "output": None if output is None else str(output),
+                "yaml": workflow.text,
+            }
+        )
+    elif output is not None:
+        print(f"wrote {output}  ({workflow.id}, {len(workflow.steps)} steps)")
+    else:
+        sys.stdout.write(workflow.text)
+
+
 @tool_app.command("list")
 def tool_list(
     server: Annotated[
@@ -184,3 +245,5 @@ def tool_list(
 app.add_typer(execution_app, name="execution")
 app.add_typer(mcp_app, name="mcp")
 app.command("agent")(agent)
+app.command("test")(run_tests)
+app.command("init")(init)

@@ -52,6 +52,7 @@ def execution_document(execution: Execution, elapsed: float | None = None) -> di
                 "started_at": state.started_at,
                 "finished_at": state.finished_at,
                 **({"checkpoint": dict(state.checkpoint)} if state.checkpoint else {}),
+                **({"mocked": True} if state.mocked else {}),
             }
             for key, state in execution.step_states.items()
         },

@@ -1,4 +1,4 @@
-"""`sire execution list|show|resume|cancel|logs` and `sire agent`: steering stored executions."""
+"""`sire execution list|show|resume|debug|cancel|logs` and `sire agent`: steering executions."""
 
 from __future__ import annotations
 
@@ -87,6 +87,7 @@ def show(
         if state.started_at is not None and state.finished_at is not None:
             took = format_duration(state.finished_at - state.started_at)
         note = state.error if state.error and state.status != "completed" else ""
+        note = f"(mocked) {note}".rstrip() if state.mocked else note
         print(f"  {key:<{width}}  {state.status:<9}  {state.attempts:>2}  {took:>7}  {note}")
     if execution.outputs is not None:
         import json
@@ -137,6 +138,65 @@ def resume(
         )
         raise typer.Exit(130) from None
     raise typer.Exit(finish_run(execution, progress, time.perf_counter() - started, as_json))
+
+
+@execution_app.command("debug")
+def debug(
+    execution_id: IdArgument,
+    definition: Annotated[
+        Path | None,
+        typer.Option(
+            "--definition", help="Run this workflow file (a fix) instead of the stored one."
+        ),
+    ] = None,
+    breaks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--break",
+            metavar="STEP",
+            help="Stop only before these steps (repeatable) [default: before each step].",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = None,
+    verbose: VerboseFlag = False,
+) -> None:
+    """Resume a failed or interrupted execution in the interactive debugger."""
+    from sire.cli import runtime
+    from sire.cli.debug import TerminalDebugger
+    from sire.cli.run import finish_run
+    from sire.model.loader import load_workflow
+    from sire.model.workflow import Workflow
+
+    async def definition_of(store: Store, config: Config) -> Workflow:
+        execution = await store.get_execution(execution_id)
+        if definition is not None:
+            return load_workflow(definition, cache_dir=config.cache_dir)
+        source = await store.get_definition(execution.workflow_hash)
+        return runtime.stored_workflow(execution.workflow_hash, source)
+
+    # The debugger checks its breakpoints against the workflow before anything runs.
+    debugger = TerminalDebugger(_with_store(db, definition_of), breaks=set(breaks or ()))
+    config = load_config()
+    started = time.perf_counter()
+    try:
+        execution = asyncio.run(
+            runtime.resume(
+                execution_id,
+                config=config,
+                db=db,
+                dispatcher=runtime.build_dispatcher(config),
+                observer=debugger.observer,
+                definition=definition,
+                gate=debugger,
+            )
+        )
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(
+            f"sire: interrupted: execution {execution_id} stopped; it is resumable", file=sys.stderr
+        )
+        raise typer.Exit(130) from None
+    raise typer.Exit(finish_run(execution, None, time.perf_counter() - started, False))
 
 
 @execution_app.command("cancel")

@@ -48,6 +48,8 @@ class PlainProgress(NullObserver):
             line += f"  {elapsed}"
         if state.error and state.status is not StepStatus.COMPLETED:
             line += f"  {state.error}"
+        if state.mocked:
+            line += "  (mocked)"
         print(line, file=self.out, flush=True)
 
     def stop(self) -> None:
@@ -126,6 +128,8 @@ class LiveProgress(NullObserver):
             note = notes.get(key) or (
                 state.error if state.status is not StepStatus.COMPLETED else ""
             )
+            if state.mocked:
+                note = f"(mocked) {note or ''}"
             table.add_row(
                 f"  {key}",
                 f"[{colour}]{state.status}[/]",

@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 
@@ -45,11 +45,60 @@ def run(
         bool, typer.Option("--detach", help="Only create the execution, for an agent to run.")
     ] = False,
     db: DbOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Validate and print the plan; call no tool, store nothing."),
+    ] = False,
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online", help="With --dry-run: check every step against its server's tool list."
+        ),
+    ] = False,
+    mock_file: Annotated[
+        Path | None,
+        typer.Option("--mock-file", help="Canned outputs or errors by step id or tool URI (YAML)."),
+    ] = None,
+    mock_only: Annotated[
+        bool, typer.Option("--mock-only", help="Fail any tool call the mock file does not cover.")
+    ] = False,
+    record: Annotated[
+        Path | None,
+        typer.Option("--record", help="Write every tool call and its result to a mock file."),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Stop before each step in an interactive debugger.")
+    ] = False,
+    breaks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--break",
+            metavar="STEP",
+            help="With --debug: stop only before these steps (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ) -> None:
     """Run a workflow to its end with live step progress."""
-    raise typer.Exit(_run(file, inputs or [], inputs_file, workspace, as_json, detach, db))
+    flags = RunFlags(dry_run, online, mock_file, mock_only, record, debug, tuple(breaks or ()))
+    raise typer.Exit(_run(file, inputs or [], inputs_file, workspace, as_json, detach, db, flags))
+
+
+class RunFlags(NamedTuple):
+    """The inner-loop flags of `sire run`: plan, mocks, recording, debugger."""
+
+    dry_run: bool = False
+    online: bool = False
+    mock_file: Path | None = None
+    mock_only: bool = False
+    record: Path | None = None
+    debug: bool = False
+    breaks: tuple[str, ...] = ()
+
+
+_NO_FLAGS = RunFlags()
 
 
 #: `sire run` alone: building Typer commands inspects every signature (~20 ms for the
@@ -66,6 +115,7 @@ def _run(
     as_json: bool,
     detach: bool,
     db: str | None,
+    flags: RunFlags = _NO_FLAGS,
 ) -> int:
     import asyncio
 
@@ -80,13 +130,35 @@ def _run(
     given = _read_inputs_file(inputs_file) if inputs_file else {}
     given.update(parse_assignments(workflow, pairs))
     values = resolve_inputs(workflow, given)
+    from sire.errors import InputError
+
+    if flags.online and not flags.dry_run:
+        raise InputError("--online: only with --dry-run (or `sire workflow validate --online`)")
+    if flags.breaks and not flags.debug:
+        raise InputError("--break: only with --debug")
+    if flags.debug and (detach or as_json):
+        raise InputError("--debug: not with --detach or --json; the debugger needs a terminal")
     root = (workspace or Path.cwd()).resolve()
     if not root.is_dir():
-        from sire.errors import InputError
-
         raise InputError(f"--workspace {workspace}: not a directory")
+    if flags.dry_run:
+        from sire.cli.plan import dry_run
+
+        return dry_run(
+            workflow, values, config, mux, online=flags.online, as_json=as_json, workspace=root
+        )
+    dispatcher: Any = mux
+    if flags.mock_file is not None or flags.mock_only or flags.record is not None:
+        from sire.dispatch.mock import mocking
+
+        dispatcher = mocking(mux, workflow, flags.mock_file, flags.mock_only, flags.record)
+    gate = None
+    if flags.debug:
+        from sire.cli.debug import TerminalDebugger
+
+        gate = TerminalDebugger(workflow, breaks=set(flags.breaks))
     execution = runtime.new_execution(workflow, values, root)
-    progress = None if detach else progress_for(as_json)
+    progress = None if detach or flags.debug else progress_for(as_json)
     if progress is not None:
         progress.started(execution, max(len(s.id) for s in workflow.steps))
     started = time.perf_counter()
@@ -97,9 +169,10 @@ def _run(
                 execution,
                 config=config,
                 db=db,
-                dispatcher=mux,
-                observer=progress or runtime.quiet(),
+                dispatcher=dispatcher,
+                observer=progress or (gate.observer if gate else runtime.quiet()),
                 detach=detach,
+                gate=gate,
             )
         )
     except (KeyboardInterrupt, asyncio.CancelledError):

@@ -14,7 +14,8 @@ from typing import Any
 from sire.config import Config
 from sire.dispatch.mux import DispatcherMux
 from sire.engine.engine import Engine, EngineObserver
-from sire.errors import DefinitionError, InvalidTransitionError, ToolNotFoundError
+from sire.engine.gate import StepGate
+from sire.errors import DefinitionError, InvalidTransitionError, ToolNotFoundError, did_you_mean
 from sire.model.execution import Execution, ExecutionStatus, new_execution_id
 from sire.model.loader import load_workflow, parse_workflow
 from sire.model.workflow import Workflow
@@ -72,9 +73,11 @@ def check_workflow(workflow: Workflow, mux: DispatcherMux, config: Config) -> No
             tool = step.tool
             if tool.scheme == "mcp" and not tool.is_url and tool.target not in servers:
                 declared = ", ".join(sorted(servers)) or "none"
+                hint = did_you_mean(tool.target, servers)
                 raise ToolNotFoundError(
                     f"unknown server '{tool.target}' in '{tool}' (declared: {declared}; "
                     "name servers in the workflow's servers: or in $SIRE_HOME/config.yaml)"
+                    + (f"; {hint}" if hint else "")
                 )
             mux.check(tool, servers)
         except ToolNotFoundError as exc:
@@ -84,7 +87,11 @@ def check_workflow(workflow: Workflow, mux: DispatcherMux, config: Config) -> No
 
 
 def new_engine(
-    store: Store, dispatcher: DispatcherMux, config: Config, observer: EngineObserver | None = None
+    store: Store,
+    dispatcher: DispatcherMux,
+    config: Config,
+    observer: EngineObserver | None = None,
+    gate: StepGate | None = None,
 ) -> Engine:
     """The engine every command drives executions with, configured from `config`."""
     return Engine(
@@ -93,6 +100,7 @@ def new_engine(
         observer=observer,
         env=config.template_env(),
         lease_ttl=config.lease_ttl,
+        gate=gate,
     )
 
 
@@ -122,14 +130,19 @@ async def execute(
     dispatcher: DispatcherMux,
     observer: EngineObserver,
     detach: bool = False,
+    gate: StepGate | None = None,
 ) -> Execution:
-    """Store `execution` and drive it (unless `detach`); SIGTERM interrupts like Ctrl-C."""
+    """Store `execution` and drive it (unless `detach`); SIGTERM interrupts like Ctrl-C.
+
+    With a `gate` (the debugger), each step waits for its answer; quitting there
+    interrupts the run like Ctrl-C (`CancelledError`), leaving it resumable.
+    """
     store = await open_store(db or config.db_url, home=config.home)
     try:
         await store.create_execution(execution, workflow.text)
         if detach:
             return execution
-        engine = new_engine(store, dispatcher, config, observer)
+        engine = new_engine(store, dispatcher, config, observer, gate)
         return await _interruptible(engine.run(workflow, execution))
     finally:
         await dispatcher.aclose()
@@ -145,6 +158,7 @@ async def resume(
     observer: EngineObserver,
     definition: Path | None = None,
     on_start: Callable[[Execution], None] | None = None,
+    gate: StepGate | None = None,
 ) -> Execution:
     """Drive a stored execution on from where it stopped (DESIGN §4: `failed -> running`).
 
@@ -161,7 +175,7 @@ async def resume(
                 f"execution {execution_id} is {execution.status}; only unfinished or failed "
                 "executions can be resumed"
             )
-        engine = new_engine(store, dispatcher, config, observer)
+        engine = new_engine(store, dispatcher, config, observer, gate)
         lease = await store.acquire_lease(
             execution_id, engine.owner, engine.lease_ttl, engine.clock.time()
         )

@@ -66,6 +66,13 @@ class DispatchContext(NamedTuple):
     resume: Mapping[str, Any] = _EMPTY
 
 
+class MockedOutput(dict[str, Any]):
+    """An output a mock file gave instead of the tool: the engine marks the step `mocked`.
+
+    A mocked failure is any DispatchError or TimeoutError with `mocked = True` set on it.
+    """
+
+
 @runtime_checkable
 class Dispatcher(Protocol):
     """Calls tools by URI.

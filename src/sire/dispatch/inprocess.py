@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from sire.dispatch.dispatcher import DispatchContext
 from sire.dispatch.toolschema import Schema, draft7, enum_parameters, function_schemas
-from sire.errors import DispatchError, ToolError, ToolInputError, ToolNotFoundError
+from sire.errors import DispatchError, ToolError, ToolInputError, ToolNotFoundError, did_you_mean
 from sire.model.uri import ToolURI
 from sire.model.workflow import ServerSpec
 
@@ -204,8 +204,10 @@ class InProcessServer:
             return self._tools[name]
         except KeyError:
             known = ", ".join(sorted(self._tools))
+            hint = did_you_mean(name, self._tools)
             raise ToolNotFoundError(
                 f"no tool '{name}' on server '{self.name}' (tools: {known})"
+                + (f"; {hint}" if hint else "")
             ) from None
 
     def list_tools(self) -> list[dict[str, Any]]:

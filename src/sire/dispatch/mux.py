@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sire.dispatch.dispatcher import DispatchContext, Dispatcher
-from sire.errors import ToolNotFoundError
+from sire.errors import ToolNotFoundError, did_you_mean
 from sire.model.uri import ToolURI
 from sire.model.workflow import ServerSpec
 
@@ -72,7 +72,11 @@ class DispatcherMux:
             entry = self._plugin_entries().get(scheme)
             if entry is None:
                 known = ", ".join(self.schemes()) or "none"
-                raise ToolNotFoundError(f"unknown tool scheme '{scheme}:' (known: {known})")
+                hint = did_you_mean(f"{scheme}:", [f"{s}:" for s in self.schemes()])
+                raise ToolNotFoundError(
+                    f"unknown tool scheme '{scheme}:' (known: {known})"
+                    + (f"; {hint}" if hint else "")
+                )
             factory = entry.load()
         dispatcher = factory(self._options.get(scheme, {}))
         self._dispatchers[scheme] = dispatcher

@@ -5,7 +5,8 @@ workflow's `max_concurrency` on running tool calls. Every transition goes throug
 the Store before anything depends on it. A failed step lets independent branches
 finish, its dependents end `skipped`, and the execution fails. Cancelling `run`
 (Ctrl-C, SIGTERM) cancels running tool calls, puts their steps back to `pending`
-and leaves the execution `running`: resumable, never `cancelled`.
+and leaves the execution `running`: resumable, never `cancelled`. With a `StepGate`
+(the debugger), each step waits for the gate's answer before it starts.
 """
 
 from __future__ import annotations
@@ -17,10 +18,24 @@ import socket
 from collections.abc import Mapping
 from functools import partial
 from types import MappingProxyType
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol
 
 from sire.clock import Clock, SystemClock
-from sire.dispatch.dispatcher import DispatchContext, Dispatcher, ProgressCallback, ignore_progress
+from sire.dispatch.dispatcher import (
+    DispatchContext,
+    Dispatcher,
+    MockedOutput,
+    ProgressCallback,
+    ignore_progress,
+)
+from sire.engine.gate import (
+    SKIPPED_IN_DEBUGGER,
+    Decision,
+    GateStop,
+    StepGate,
+    Verdict,
+    edited_key,
+)
 from sire.engine.retry import backoff_delay
 from sire.engine.templating import Renderer, Secrets, compile_value, render
 from sire.errors import (
@@ -108,6 +123,7 @@ class Engine:
         env: Mapping[str, str] | None = None,
         owner: str | None = None,
         lease_ttl: float = 15.0,
+        gate: StepGate | None = None,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
@@ -117,6 +133,8 @@ class Engine:
         self.env = dict(env or {})
         self.owner = owner or default_owner()
         self.lease_ttl = lease_ttl
+        #: asked before each step and after each failure (the debugger); None: nothing asked
+        self.gate = gate
         self._compiled: dict[str, dict[str, _CompiledStep]] = {}
 
     async def run(
@@ -209,9 +227,13 @@ class _Run:
         self.retrying = 0
         self.group: asyncio.TaskGroup | None = None
         self.stopping: str | None = None  # "cancel" or "lost": why the heartbeat stopped us
+        self.gate = engine.gate
+        # One question to the gate at a time, and no step starts while one is open.
+        self.gate_lock = asyncio.Lock() if self.gate is not None else None
+        self.driver: asyncio.Task[Any] | None = None
 
     async def drive(self) -> Execution:
-        driver = asyncio.current_task()
+        driver = self.driver = asyncio.current_task()
         assert driver is not None
         heartbeat = asyncio.create_task(self.heartbeat(driver), name="sire-heartbeat")
         try:
@@ -338,7 +360,22 @@ class _Run:
             params = self.params(step, self.context)
         except TemplateError as exc:
             return await self.fail(step.id, str(exc))
+        if self.gate is not None:
+            return await self.execute_gated(step, params)
         status, output = await self.attempts(step, step.id, None, params)
+        self.outputs[step.id] = {"output": output, "status": status}
+        return status
+
+    async def execute_gated(self, step: Step, params: dict[str, Any]) -> StepStatus:
+        """`execute` once its gate lets the step start, maybe with edited params."""
+        decision = await self.ask_before(GateStop(self.execution, step, step.id, params))
+        if decision.verdict is Verdict.SKIP:
+            self.outputs[step.id] = {"output": None, "status": _SKIPPED}
+            return await self.skip_in_debugger(step.id)
+        edited = decision.params is not None
+        if decision.params is not None:
+            params = dict(decision.params)
+        status, output = await self.attempts(step, step.id, None, params, edited=edited)
         self.outputs[step.id] = {"output": output, "status": status}
         return status
 
@@ -349,6 +386,11 @@ class _Run:
             raise TemplateError(
                 f"steps.{step.id}.for_each: expected a list, got {type(items).__name__}"
             )
+        if self.gate is not None:  # asked once for the step; params are rendered per item
+            stop = GateStop(self.execution, step, step.id, None, items)
+            if (await self.ask_before(stop)).verdict is Verdict.SKIP:
+                self.outputs[step.id] = {"output": None, "status": _SKIPPED}
+                return await self.skip_in_debugger(step.id)
         started = self.clock.time()
         await self.record(step.id, StepState(_RUNNING, started_at=started))
         limit = asyncio.Semaphore(step.max_concurrency or self.workflow.max_concurrency)
@@ -371,7 +413,7 @@ class _Run:
                 status, output = await self.attempts(step, key, index, params)
             if status is _COMPLETED:
                 results[index] = output
-            else:
+            elif status is not _SKIPPED:  # an item skipped in the debugger leaves a null
                 errors[index] = self.execution.step_states[key].error or status
 
         async with asyncio.TaskGroup() as group:
@@ -403,9 +445,19 @@ class _Run:
         return params
 
     async def attempts(
-        self, step: Step, key: str, index: int | None, params: dict[str, Any]
+        self,
+        step: Step,
+        key: str,
+        index: int | None,
+        params: dict[str, Any],
+        *,
+        edited: bool = False,
     ) -> tuple[StepStatus, Any]:
-        """Call the step's tool until it succeeds or its retry policy gives up."""
+        """Call the step's tool until it succeeds or its retry policy gives up.
+
+        With a gate, a step that failed for good is offered to it: retried (maybe with
+        edited `params`, under a new idempotency key), skipped, or left failed.
+        """
         policy = step.retry
         clock = self.clock
         started = clock.time()
@@ -414,6 +466,8 @@ class _Run:
         # A step that failed (or was skipped) before a resume gets a fresh retry budget.
         spent = stored.attempts if stored is not None and stored.status in _ENDED else 0
         idempotency_key = f"{self.execution.id}/{key}"
+        if edited:
+            idempotency_key = edited_key(idempotency_key, params)
         # An attempt interrupted mid-call may have saved where it was (a remote task id).
         resume = stored.checkpoint if stored is not None and not stored.status.finished else None
         while True:
@@ -435,18 +489,22 @@ class _Run:
             )
             resume = None
             kind = "error"
+            mocked = False
             try:
                 if self.slots is None:
                     output = await self.call(step, ctx, params)
                 else:
                     async with self.slots:
                         output = await self.call(step, ctx, params)
-            except TimeoutError:
+            except TimeoutError as exc:
                 error, kind = f"timed out after {format_duration(step.timeout or 0)}", "timeout"
+                mocked = getattr(exc, "mocked", False)
             except TransportError as exc:
                 error, kind = str(exc), "transport" if exc.retryable else ""
+                mocked = getattr(exc, "mocked", False)
             except DispatchError as exc:
                 error, kind = str(exc), "error" if exc.retryable else ""
+                mocked = getattr(exc, "mocked", False)
             except SireError as exc:
                 error, kind = str(exc), ""
             except asyncio.CancelledError:
@@ -471,11 +529,28 @@ class _Run:
                         attempts=attempt,
                         started_at=started,
                         finished_at=clock.time(),
+                        mocked=output.__class__ is MockedOutput,
                     ),
                 )
                 return _COMPLETED, output
             if kind not in policy.retry_on or attempt - spent >= policy.max_attempts:
-                return await self.fail(key, error, attempts=attempt, started_at=started), None
+                status = await self.fail(
+                    key, error, attempts=attempt, started_at=started, mocked=mocked
+                )
+                if self.gate is None:
+                    return status, None
+                stop = GateStop(self.execution, step, key, params, None, error, attempt)
+                decision = await self.ask_after(stop)
+                if decision is None:
+                    return status, None
+                if decision.verdict is Verdict.SKIP:
+                    return await self.skip_in_debugger(key), None
+                spent, started = attempt, clock.time()  # retried: a fresh retry budget
+                if decision.params is not None:
+                    params = dict(decision.params)
+                    idempotency_key = edited_key(f"{self.execution.id}/{key}", params)
+                attempt += 1
+                continue
             delay = backoff_delay(policy, attempt)
             await self.record(
                 key,
@@ -485,10 +560,42 @@ class _Run:
                     attempts=attempt,
                     next_attempt=clock.time() + delay,
                     started_at=started,
+                    mocked=mocked,
                 ),
             )
             await clock.sleep(delay)
             attempt += 1
+
+    async def ask_before(self, stop: GateStop) -> Decision:
+        """Ask the gate whether `stop` may start; no other step starts until it answers."""
+        assert self.gate is not None
+        assert self.gate_lock is not None
+        async with self.gate_lock:
+            decision = await self.gate.before_step(stop)
+        if decision.verdict is Verdict.QUIT:
+            self.quit()
+        return decision
+
+    async def ask_after(self, stop: GateStop) -> Decision | None:
+        """Ask the gate what to do with a step that failed for good."""
+        assert self.gate is not None
+        assert self.gate_lock is not None
+        async with self.gate_lock:
+            decision = await self.gate.after_failure(stop)
+        if decision is not None and decision.verdict is Verdict.QUIT:
+            self.quit()
+        return decision
+
+    def quit(self) -> NoReturn:
+        """Stop the run as an interrupt does: running calls cancelled, resumable."""
+        assert self.driver is not None
+        self.driver.cancel()
+        raise asyncio.CancelledError
+
+    async def skip_in_debugger(self, key: str) -> StepStatus:
+        now = self.clock.time()
+        await self.record(key, StepState(_SKIPPED, error=SKIPPED_IN_DEBUGGER, finished_at=now))
+        return _SKIPPED
 
     async def checkpoint(self, key: str, attempt: int, data: Mapping[str, Any]) -> None:
         """Save `data` durably with attempt `attempt` of `key`, while it still runs."""
@@ -505,7 +612,13 @@ class _Run:
             return await self.dispatcher.dispatch(ctx, step.tool, params)
 
     async def fail(
-        self, key: str, error: str, *, attempts: int = 0, started_at: float | None = None
+        self,
+        key: str,
+        error: str,
+        *,
+        attempts: int = 0,
+        started_at: float | None = None,
+        mocked: bool = False,
     ) -> StepStatus:
         stored = self.execution.step_states.get(key)
         await self.record(
@@ -516,6 +629,7 @@ class _Run:
                 attempts=attempts or (stored.attempts if stored else 0),
                 started_at=started_at,
                 finished_at=self.clock.time(),
+                mocked=mocked,
             ),
         )
         return _FAILED

@@ -61,6 +61,8 @@ class StepState(NamedTuple):
     finished_at: float | None = None
     #: what a running attempt saved to pick up after a crash (e.g. a remote task id).
     checkpoint: Mapping[str, Any] | None = None
+    #: the outcome came from a mock file (`--mock-file`), not from the tool.
+    mocked: bool = False
 
 
 class Execution:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from sire.errors import InputError
+from sire.errors import InputError, did_you_mean
 from sire.model.workflow import Workflow
 
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -63,7 +63,8 @@ def parse_assignments(workflow: Workflow, pairs: list[str]) -> dict[str, Any]:
             raise InputError(f"'-i {pair}' is not of the form name=value")
         schema = workflow.inputs.get(name)
         if schema is None:
-            raise InputError(_unknown(workflow, name))
+            hint = did_you_mean(name, workflow.inputs)
+            raise InputError(_unknown(workflow, name) + (f"; {hint}" if hint else ""))
         values[name] = parse_value(name, raw, schema)
     return values
 

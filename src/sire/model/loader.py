@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sire.errors import CycleError, DefinitionError
+from sire.errors import CycleError, DefinitionError, did_you_mean
 from sire.model import expressions
 from sire.model.graph import find_cycle
 from sire.model.uri import ToolURI, URIError
@@ -307,11 +307,13 @@ def _located(exc: ValidationError, lines: Mapping[str, int], source: str | None)
     loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and "[" in p))
     path = format_loc(loc)
     kind = first["type"]
+    hint = None
     if kind == "missing":
         reason = f"missing required field '{loc[-1]}'"
         path = format_loc(loc[:-1])
     elif kind == "extra_forbidden":
         reason = f"unknown field '{loc[-1]}'"
+        hint = did_you_mean(str(loc[-1]), _known_fields(loc[:-1]))
     elif kind == "string_pattern_mismatch" and loc and loc[-1] == "id":
         reason = (
             f"invalid id {first['input']!r} (letters, digits and '_', not starting with a digit)"
@@ -325,7 +327,37 @@ def _located(exc: ValidationError, lines: Mapping[str, int], source: str | None)
     if more:
         reason += f" (and {more} more error{'s' if more > 1 else ''})"
     line = lines.get(format_loc(loc)) if kind != "missing" else None
-    return DefinitionError(reason, file=source, line=line or _line(lines, path), path=path)
+    return DefinitionError(
+        reason, file=source, line=line or _line(lines, path), path=path, hint=hint
+    )
+
+
+def _known_fields(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the format allows in the mapping at `loc` (`('steps', 1)`: a step's keys)."""
+    from types import UnionType
+    from typing import Union, get_args, get_origin
+
+    from pydantic import BaseModel
+
+    from sire.model.format import WorkflowDoc
+
+    node: Any = WorkflowDoc
+    for part in loc:
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = next(
+                (f for name, f in node.model_fields.items() if part in (name, f.alias)), None
+            )
+            node = None if field is None else field.annotation
+        else:
+            args = get_args(node)
+            node = args[-1] if get_origin(node) in (list, dict) and args else None
+        while get_origin(node) in (Union, UnionType):  # `RetryDoc | None`
+            node = next(a for a in get_args(node) if a is not type(None))
+        if node is None:
+            return []
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return [f.alias or name for name, f in node.model_fields.items()]
+    return []
 
 
 def _retry(doc: RetryDoc | None, default: RetryPolicy) -> RetryPolicy:
@@ -418,7 +450,11 @@ def _build_step(
         raise DefinitionError(str(exc), path=f"{here}.tool") from None
     for n, need in enumerate(step.needs):
         if need not in ids:
-            raise DefinitionError(f"unknown step '{need}' in needs", path=f"{here}.needs[{n}]")
+            raise DefinitionError(
+                f"unknown step '{need}' in needs",
+                path=f"{here}.needs[{n}]",
+                hint=did_you_mean(need, ids),
+            )
         if need == step.id:
             raise DefinitionError("a step cannot need itself", path=f"{here}.needs[{n}]")
     refs: list[str] = []
@@ -465,13 +501,22 @@ def _references(
             raise DefinitionError(
                 f"unknown name '{unknown[0]}' in template (known: {', '.join(sorted(allowed))})",
                 path=where,
+                hint=did_you_mean(unknown[0], allowed),
             )
         for step_id in sorted(refs.steps):
             if step_id not in ids:
-                raise DefinitionError(f"template reads unknown step '{step_id}'", path=where)
+                raise DefinitionError(
+                    f"template reads unknown step '{step_id}'",
+                    path=where,
+                    hint=did_you_mean(step_id, ids),
+                )
         for name in sorted(refs.inputs):
             if name not in doc.inputs:
-                raise DefinitionError(f"template reads undeclared input '{name}'", path=where)
+                raise DefinitionError(
+                    f"template reads undeclared input '{name}'",
+                    path=where,
+                    hint=did_you_mean(name, doc.inputs),
+                )
         found += refs.steps
     return found
 

@@ -76,6 +76,7 @@ class Jobs:
                 started_at,
                 finished_at,
                 None if checkpoint is None else _decode(checkpoint),
+                bool(mocked),
             )
             for (
                 key,
@@ -87,6 +88,7 @@ class Jobs:
                 started_at,
                 finished_at,
                 checkpoint,
+                mocked,
             ) in self.conn.execute(Q.get_steps, (execution_id,))
         }
         return execution

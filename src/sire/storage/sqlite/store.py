@@ -311,6 +311,7 @@ class SQLiteStore:
             state.started_at,
             state.finished_at,
             None if checkpoint is None else self._json(checkpoint, f"the checkpoint of '{key}'"),
+            state.mocked,
         )
 
     def _json(self, value: object, what: str) -> str:

@@ -20,7 +20,8 @@ SELECT id, workflow_id, workflow_hash, status, inputs, outputs, error, workspace
 FROM executions WHERE id = ?;
 
 -- name: get_steps
-SELECT key, status, output, error, attempts, next_attempt, started_at, finished_at, checkpoint
+SELECT key, status, output, error, attempts, next_attempt, started_at, finished_at, checkpoint,
+       mocked
 FROM steps WHERE execution_id = ? ORDER BY pos;
 
 -- name: list_executions
@@ -49,8 +50,8 @@ UPDATE executions SET updated_at = ? WHERE id = ? AND lease_token = ?;
 -- The last parameter, `pos`, counts only for a new row: an existing one keeps its place.
 INSERT INTO steps (
     execution_id, key, status, output, error, attempts, next_attempt, started_at, finished_at,
-    checkpoint, pos
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    checkpoint, mocked, pos
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (execution_id, key) DO UPDATE SET
     status = excluded.status,
     output = excluded.output,
@@ -59,7 +60,8 @@ ON CONFLICT (execution_id, key) DO UPDATE SET
     next_attempt = excluded.next_attempt,
     started_at = excluded.started_at,
     finished_at = excluded.finished_at,
-    checkpoint = excluded.checkpoint;
+    checkpoint = excluded.checkpoint,
+    mocked = excluded.mocked;
 
 -- name: add_event
 INSERT INTO events (execution_id, at, kind, key, status, data) VALUES (?, ?, ?, ?, ?, ?);
