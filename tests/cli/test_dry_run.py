@@ -10,41 +10,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from sire.cli.main import main
 from sire.engine.plan import Failed, Pending, build_plan
 from sire.model.loader import parse_workflow
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-class Result:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def sire(capsys: pytest.CaptureFixture[str]) -> Any:
-    def call(*args: str) -> Result:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return call
-
-
-@pytest.fixture
-def write(tmp_path: Path) -> Any:
-    def write(text: str, name: str = "wf.yaml") -> Path:
-        path = tmp_path / name
-        path.write_text(textwrap.dedent(text))
-        return path
-
-    return write
 
 
 def plan_of(text: str, inputs: dict[str, Any] | None = None, **kwargs: Any) -> Any:

@@ -4,44 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sire.cli.main import main
 from sire.model.workflow import ServerSpec
 
 from .conftest import MODERN, SDK_SERVER, HttpServer
-
-
-class Result:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def sire(capsys: pytest.CaptureFixture[str]) -> Any:
-    def call(*args: str) -> Result:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return call
-
-
-@pytest.fixture
-def write(tmp_path: Path) -> Any:
-    def write(text: str, name: str = "wf.yaml") -> Path:
-        path = tmp_path / name
-        path.write_text(textwrap.dedent(text))
-        return path
-
-    return write
 
 
 @pytest.fixture

@@ -157,6 +157,7 @@ class TerminalDebugger:
                 self.say(f"unknown command {word!r}; commands: {COMMANDS} (help: h)")
 
     def quit(self, execution: Execution) -> Decision:
+        self.prompt = None  # no prompt follows: the run stops
         self.say(
             f"quit: execution {execution.id} stops here; it is resumable "
             f"(sire execution resume {execution.id}, or sire execution debug {execution.id})"
