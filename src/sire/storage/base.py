@@ -14,6 +14,10 @@ Guarantees callers may rely on:
   of it is applied. Each step transition and each execution status change appends
   one event, in the same transaction.
 - Reads return copies.
+
+The security records (secrets, registered workflows, API tokens with their grants,
+the audit log) live in the same store, beside the executions, with no lease: they
+are written by the CLI and the HTTP server, one atomic call each.
 """
 
 from __future__ import annotations
@@ -53,6 +57,56 @@ class Event(NamedTuple):
     key: str | None
     status: str
     data: Mapping[str, Any] = {}
+
+
+class SecretRecord(NamedTuple):
+    """A stored secret: `value` is its ciphertext (the store never sees a plain value)."""
+
+    name: str
+    value: str
+    created_at: float
+    updated_at: float
+
+
+class WorkflowVersion(NamedTuple):
+    """One registered version of a workflow definition (versions count from 1)."""
+
+    workflow_id: str
+    version: int
+    workflow_hash: str
+    created_at: float
+    created_by: str | None = None
+
+
+class Grant(NamedTuple):
+    """A role (`viewer`, `operator`, `admin`) on one workflow, or on all when None."""
+
+    role: str
+    workflow_id: str | None = None
+
+
+class Token(NamedTuple):
+    """An API token: only the hash of its secret part is stored."""
+
+    id: str
+    name: str
+    token_hash: str
+    grants: tuple[Grant, ...]
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+
+
+class AuditEntry(NamedTuple):
+    """One line of the audit log: who did (or was refused) what, on what."""
+
+    seq: int
+    at: float
+    actor: str
+    action: str
+    target: str
+    allowed: bool
+    detail: Mapping[str, Any] = {}
 
 
 class Store(Protocol):
@@ -161,6 +215,91 @@ class Store(Protocol):
             NotFoundError: no such execution.
             InvalidTransitionError: it has already finished.
         """
+        ...
+
+    # -- security records ---------------------------------------------------------------
+
+    async def put_secret(self, name: str, value: str, now: float) -> None:
+        """Create or replace secret `name`; `value` is already encrypted."""
+        ...
+
+    async def get_secrets(self) -> dict[str, str]:
+        """Every secret's ciphertext by name."""
+        ...
+
+    async def list_secrets(self) -> list[SecretRecord]:
+        """The secrets, by name, with their (encrypted) values."""
+        ...
+
+    async def delete_secret(self, name: str) -> bool:
+        """Remove secret `name`; whether there was one."""
+        ...
+
+    async def register_workflow(
+        self,
+        workflow_id: str,
+        workflow_hash: str,
+        definition: str,
+        now: float,
+        created_by: str | None = None,
+    ) -> WorkflowVersion:
+        """Store a definition as the next version of `workflow_id`.
+
+        A definition equal (by hash) to the latest version is not a new version: that
+        latest version is returned.
+        """
+        ...
+
+    async def get_workflow(self, workflow_id: str, version: int | None = None) -> WorkflowVersion:
+        """A version of a registered workflow, the latest when `version` is None.
+
+        Raises:
+            NotFoundError: no such workflow or version.
+        """
+        ...
+
+    async def list_workflows(self) -> list[WorkflowVersion]:
+        """The latest version of every registered workflow, by id."""
+        ...
+
+    async def create_token(self, token: Token) -> None:
+        """Store a new API token and its grants.
+
+        Raises:
+            StoreError: a token with that id or hash exists.
+        """
+        ...
+
+    async def find_token(self, token_hash: str) -> Token:
+        """The token whose secret hashes to `token_hash` (revoked or expired included).
+
+        Raises:
+            NotFoundError: none.
+        """
+        ...
+
+    async def list_tokens(self) -> list[Token]:
+        """Every token, oldest first."""
+        ...
+
+    async def revoke_token(self, token_id: str, now: float) -> bool:
+        """Revoke a token; whether it existed and was not revoked already."""
+        ...
+
+    async def add_audit(
+        self,
+        at: float,
+        actor: str,
+        action: str,
+        target: str,
+        allowed: bool,
+        detail: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append one audit entry; its `seq`, strictly increasing."""
+        ...
+
+    async def list_audit(self, *, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        """Audit entries with `seq > after`, oldest first."""
         ...
 
     async def aclose(self) -> None:

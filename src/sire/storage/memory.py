@@ -19,7 +19,7 @@ from sire.errors import (
     StoreError,
 )
 from sire.model.execution import Execution, ExecutionStatus, StepState, StepStatus
-from sire.storage.base import Event, Lease
+from sire.storage.base import AuditEntry, Event, Lease, SecretRecord, Token, WorkflowVersion
 
 _DRIVEN = (ExecutionStatus.RUNNING, ExecutionStatus.RETRYING)
 
@@ -43,6 +43,10 @@ class MemoryStore:
         self._definitions: dict[str, str] = {}
         self._events: list[Event] = []
         self._staged: list[tuple[Lease, str, StepState, float]] = []
+        self._secrets: dict[str, SecretRecord] = {}
+        self._workflows: dict[str, list[WorkflowVersion]] = {}
+        self._tokens: dict[str, Token] = {}
+        self._audit: list[AuditEntry] = []
 
     # -- executions -------------------------------------------------------------
 
@@ -168,6 +172,92 @@ class MemoryStore:
         row.token += 1  # a late write from a driver that outlived its lease is refused
         self._event(execution_id, "execution", None, ExecutionStatus.CANCELLED, {})
         return copy.deepcopy(execution)
+
+    # -- security records -------------------------------------------------------
+
+    async def put_secret(self, name: str, value: str, now: float) -> None:
+        old = self._secrets.get(name)
+        self._secrets[name] = SecretRecord(name, value, old.created_at if old else now, now)
+
+    async def get_secrets(self) -> dict[str, str]:
+        return {name: record.value for name, record in self._secrets.items()}
+
+    async def list_secrets(self) -> list[SecretRecord]:
+        return [self._secrets[name] for name in sorted(self._secrets)]
+
+    async def delete_secret(self, name: str) -> bool:
+        return self._secrets.pop(name, None) is not None
+
+    async def register_workflow(
+        self,
+        workflow_id: str,
+        workflow_hash: str,
+        definition: str,
+        now: float,
+        created_by: str | None = None,
+    ) -> WorkflowVersion:
+        versions = self._workflows.setdefault(workflow_id, [])
+        if versions and versions[-1].workflow_hash == workflow_hash:
+            return versions[-1]
+        self._definitions.setdefault(workflow_hash, definition)
+        version = WorkflowVersion(workflow_id, len(versions) + 1, workflow_hash, now, created_by)
+        versions.append(version)
+        return version
+
+    async def get_workflow(self, workflow_id: str, version: int | None = None) -> WorkflowVersion:
+        versions = self._workflows.get(workflow_id) or []
+        if version is None and versions:
+            return versions[-1]
+        if version is not None and 1 <= version <= len(versions):
+            return versions[version - 1]
+        which = f"workflow '{workflow_id}'" + ("" if version is None else f" version {version}")
+        raise NotFoundError(f"no registered {which}")
+
+    async def list_workflows(self) -> list[WorkflowVersion]:
+        return [self._workflows[w][-1] for w in sorted(self._workflows) if self._workflows[w]]
+
+    async def create_token(self, token: Token) -> None:
+        if token.id in self._tokens or any(
+            t.token_hash == token.token_hash for t in self._tokens.values()
+        ):
+            raise StoreError(f"a token with id {token.id} or the same secret exists")
+        grants = tuple(sorted(set(token.grants), key=lambda g: (g.role, g.workflow_id or "")))
+        self._tokens[token.id] = token._replace(grants=grants)
+
+    async def find_token(self, token_hash: str) -> Token:
+        for token in self._tokens.values():
+            if token.token_hash == token_hash:
+                return token
+        raise NotFoundError("no such API token")
+
+    async def list_tokens(self) -> list[Token]:
+        return sorted(self._tokens.values(), key=lambda t: (t.created_at, t.id))
+
+    async def revoke_token(self, token_id: str, now: float) -> bool:
+        token = self._tokens.get(token_id)
+        if token is None or token.revoked_at is not None:
+            return False
+        self._tokens[token_id] = token._replace(revoked_at=now)
+        return True
+
+    async def add_audit(
+        self,
+        at: float,
+        actor: str,
+        action: str,
+        target: str,
+        allowed: bool,
+        detail: Mapping[str, Any] | None = None,
+    ) -> int:
+        seq = len(self._audit) + 1
+        entry = AuditEntry(
+            seq, at, actor, action, target, allowed, copy.deepcopy(dict(detail or {}))
+        )
+        self._audit.append(entry)
+        return seq
+
+    async def list_audit(self, *, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        return copy.deepcopy(self._audit[after : after + limit])
 
     async def aclose(self) -> None:
         self._flush()

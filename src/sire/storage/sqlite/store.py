@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 
 from sire.errors import StoreError
 from sire.model.execution import Execution, ExecutionStatus, StepState
-from sire.storage.base import Event, Lease
+from sire.storage.base import AuditEntry, Event, Lease, SecretRecord, Token, WorkflowVersion
+from sire.storage.sqlite import security
 from sire.storage.sqlite.jobs import EXECUTION_STATUS, Jobs, Transition
 from sire.storage.sqlite.writer import Writer
 
@@ -230,6 +231,65 @@ class SQLiteStore:
 
     async def request_cancel(self, execution_id: str, now: float) -> Execution:
         return await self._submit(Jobs.cancel, execution_id, now)
+
+    # -- security records -----------------------------------------------------------------
+
+    async def put_secret(self, name: str, value: str, now: float) -> None:
+        await self._submit(security.put_secret, name, value, now)
+
+    async def get_secrets(self) -> dict[str, str]:
+        return {s.name: s.value for s in await self.list_secrets()}
+
+    async def list_secrets(self) -> list[SecretRecord]:
+        return await self._submit(security.list_secrets, write=False)
+
+    async def delete_secret(self, name: str) -> bool:
+        return await self._submit(security.delete_secret, name)
+
+    async def register_workflow(
+        self,
+        workflow_id: str,
+        workflow_hash: str,
+        definition: str,
+        now: float,
+        created_by: str | None = None,
+    ) -> WorkflowVersion:
+        return await self._submit(
+            security.register_workflow, workflow_id, workflow_hash, definition, now, created_by
+        )
+
+    async def get_workflow(self, workflow_id: str, version: int | None = None) -> WorkflowVersion:
+        return await self._submit(security.get_workflow, workflow_id, version, write=False)
+
+    async def list_workflows(self) -> list[WorkflowVersion]:
+        return await self._submit(security.list_workflows, write=False)
+
+    async def create_token(self, token: Token) -> None:
+        await self._submit(security.create_token, token)
+
+    async def find_token(self, token_hash: str) -> Token:
+        return await self._submit(security.find_token, token_hash, write=False)
+
+    async def list_tokens(self) -> list[Token]:
+        return await self._submit(security.list_tokens, write=False)
+
+    async def revoke_token(self, token_id: str, now: float) -> bool:
+        return await self._submit(security.revoke_token, token_id, now)
+
+    async def add_audit(
+        self,
+        at: float,
+        actor: str,
+        action: str,
+        target: str,
+        allowed: bool,
+        detail: Mapping[str, Any] | None = None,
+    ) -> int:
+        encoded = self._json(dict(detail or {}), "the audit entry's detail")
+        return await self._submit(security.add_audit, at, actor, action, target, allowed, encoded)
+
+    async def list_audit(self, *, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        return await self._submit(security.list_audit, after, limit, write=False)
 
     async def aclose(self) -> None:
         """Write the staged transitions, stop the writer thread and close the file.
