@@ -283,7 +283,7 @@ def test_version_and_help(sire: Any) -> None:
 
 
 #: Examples that need MCP servers from npm: tests/remote/test_interop.py runs them.
-REMOTE_EXAMPLES = {"mcp-servers.yaml"}
+REMOTE_EXAMPLES = {"mcp-servers.yaml", "meeting-times.yaml"}
 
 
 @pytest.mark.parametrize(

@@ -53,11 +53,12 @@ outputs:
 """
 
 
-def test_the_examples_tests_pass(tmp_path: Path) -> None:
+def test_the_examples_tests_pass_without_a_server_or_the_network(tmp_path: Path) -> None:
     done = sire_process("test", str(EXAMPLES), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS  a save that fails twice is retried and succeeds" in done.stdout
-    assert done.stdout.rstrip().splitlines()[-1].startswith("3 passed in ")
+    assert "PASS  replays a recorded run call for call" in done.stdout
+    assert done.stdout.rstrip().splitlines()[-1].startswith("6 passed in ")
 
 
 def test_a_failing_expectation_is_reported_in_a_sentence_and_exits_1(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sire.cli.main import main
 from sire.dispatch.remote import RemoteDispatcher
@@ -295,3 +296,28 @@ def test_the_mcp_servers_example_runs_end_to_end(
             "observations": ["Sire keeps durability simple."],
         }
     ]
+
+
+def test_the_meeting_times_example_answers_live_as_its_recording_does(
+    mcp_server_time: ServerSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The recording its hermetic test replays has the shape the live server gives today."""
+    example = EXAMPLE.with_name("meeting-times.yaml")
+    recording = yaml.safe_load((EXAMPLE.parent / "recordings" / "meeting-times.yaml").read_text())
+    text = example.read_text()
+    assert "mcp-server-time==2026.10.19" in text  # the version the fixture installed
+    # The fixture's venv stands in for `uvx`, which CI machines need not have.
+    live = text.replace("[uvx, mcp-server-time==2026.10.19,", f"[{mcp_server_time.command[0]},")
+    workflow = tmp_path / "meeting-times.yaml"
+    workflow.write_text(live)
+    code = main(["run", str(workflow), "--json", "--workspace", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    conversions = json.loads(captured.out)["outputs"]["conversions"]
+    recorded = [call["output"] for call in recording["mcp:time#convert_time"]]
+    assert len(conversions) == len(recorded) == 2
+    for got, want in zip(conversions, recorded, strict=True):
+        assert got.keys() == want.keys()
+        assert got["source"].keys() == want["source"].keys()
+        assert got["target"]["timezone"] == want["target"]["timezone"]
+        assert got["source"]["datetime"][11:16] == "14:00"
