@@ -12,6 +12,7 @@ from sire.cli.common import FileArgument, JsonFlag, VerboseFlag, emit_json
 from sire.cli.executions import agent, execution_app
 from sire.cli.mcp import mcp_app
 from sire.cli.run import run
+from sire.cli.secrets import secret_app
 from sire.cli.testing import init, run_tests
 from sire.config import load_config
 
@@ -247,3 +248,11 @@ app.add_typer(mcp_app, name="mcp")
 app.command("agent")(agent)
 app.command("test")(run_tests)
 app.command("init")(init)
+
+# The HTTP API and its keys (issue 6): `sire server`, `sire token …`, `sire audit`.
+from sire.cli import server as _server  # noqa: E402 - registered after the core commands
+
+app.command("server")(_server.server)
+app.add_typer(_server.token_app, name="token")
+app.command("audit")(_server.audit)
+app.add_typer(secret_app, name="secret")

@@ -32,12 +32,15 @@ def emit_json(document: Any) -> None:
 
 
 def execution_document(execution: Execution, elapsed: float | None = None) -> dict[str, Any]:
+    """The JSON shape of `execution`; outputs holding secrets show them as `***`."""
+    from sire.secrets.redact import shown
+
     return {
         "execution_id": execution.id,
         "workflow_id": execution.workflow_id,
         "status": str(execution.status),
         "inputs": execution.inputs,
-        "outputs": execution.outputs,
+        "outputs": shown(execution.outputs),
         "error": execution.error,
         "workspace": execution.workspace,
         "created_at": execution.created_at,
@@ -47,7 +50,7 @@ def execution_document(execution: Execution, elapsed: float | None = None) -> di
             key: {
                 "status": str(state.status),
                 "attempts": state.attempts,
-                "output": state.output,
+                "output": shown(state.output),
                 "error": state.error,
                 "started_at": state.started_at,
                 "finished_at": state.finished_at,

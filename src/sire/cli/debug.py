@@ -3,7 +3,9 @@
 `TerminalDebugger` is a `StepGate` (sire.engine.gate) run as a line-oriented REPL:
 commands come from stdin (a terminal, or a script piped in by tests), everything
 it says goes to stdout, and its `observer` prints one line per step transition,
-including those of steps still running while the debugger holds another.
+including those of steps still running while the debugger holds another. What it
+prints goes through the run's redactor: a secret value shows as `***`, while the
+parameters it hands back to the engine keep the real values.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sire.errors import InputError
 from sire.model.durations import format_duration
 from sire.model.execution import Execution, ExecutionStatus, StepState, StepStatus
 from sire.model.workflow import Workflow
+from sire.secrets.redact import active
 
 COMMANDS = "step, continue, inspect, edit, skip, retry, break, quit, help"
 
@@ -216,15 +219,15 @@ class TerminalDebugger:
         if line is None:
             self.out.write("\n")
         elif self.echo:
-            self.out.write(line + "\n")
+            self.out.write(active().text(line) + "\n")
         self.out.flush()
         return line
 
     def say(self, text: str) -> None:
-        """Print `text`, keeping an open prompt below it."""
+        """Print `text` with the run's secret values masked, keeping an open prompt below it."""
         if self.prompt is not None:
             self.out.write("\n")
-        self.out.write(text + "\n")
+        self.out.write(active().text(text) + "\n")
         if self.prompt is not None:
             self.out.write(self.prompt)
         self.out.flush()
@@ -318,11 +321,13 @@ def _yaml(text: str) -> Any:
 
 
 def _compact(value: Any) -> str:
+    value = active().redact(value)  # before dumping: escaping could hide a value from `say`
     text = json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= 100 else _pretty(value)
 
 
 def _pretty(value: Any) -> str:
+    value = active().redact(value)
     if isinstance(value, Mapping | list) and value:
         text = json.dumps(value, indent=2, default=str, ensure_ascii=False)
         return "\n  ".join(text.splitlines())

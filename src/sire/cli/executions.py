@@ -92,7 +92,9 @@ def show(
     if execution.outputs is not None:
         import json
 
-        print(json.dumps(execution.outputs, indent=2, default=str))
+        from sire.secrets.redact import shown
+
+        print(json.dumps(shown(execution.outputs), indent=2, default=str))
 
 
 @execution_app.command("resume")

@@ -130,8 +130,12 @@ def _run(
     given = _read_inputs_file(inputs_file) if inputs_file else {}
     given.update(parse_assignments(workflow, pairs))
     values = resolve_inputs(workflow, given)
+    from sire.engine.checks import payload_problem
     from sire.errors import InputError
 
+    too_big = payload_problem(values, config.max_payload_bytes)
+    if too_big is not None:
+        raise InputError(f"{workflow.id}: the inputs are {too_big}")
     if flags.online and not flags.dry_run:
         raise InputError("--online: only with --dry-run (or `sire workflow validate --online`)")
     if flags.breaks and not flags.debug:

@@ -93,14 +93,21 @@ def new_engine(
     observer: EngineObserver | None = None,
     gate: StepGate | None = None,
 ) -> Engine:
-    """The engine every command drives executions with, configured from `config`."""
+    """The engine every command drives executions with, configured from `config`.
+
+    Each run gets the store's secrets, decrypted only when its workflow mentions them.
+    """
+    from sire.secrets.store import StoreSecrets
+
     return Engine(
         store,
         dispatcher,
         observer=observer,
+        secrets=StoreSecrets(store, config.home),
         env=config.template_env(),
         lease_ttl=config.lease_ttl,
         gate=gate,
+        max_payload_bytes=config.max_payload_bytes,
     )
 
 

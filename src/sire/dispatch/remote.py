@@ -11,8 +11,9 @@ connect only: a workflow without `mcp:` steps never loads it.
                                      once and kept; restarted when it has died)
 
 Arguments are checked against the tool's `inputSchema` before anything is sent; the
-server's `outputSchema` is checked by the SDK. Every call carries `_meta` with the
-idempotency key and W3C trace context, and forwards the server's progress.
+server's `outputSchema` is checked by the SDK (a violation names its JSON path). Every
+call carries `_meta` with the idempotency key and W3C trace context, and forwards the
+server's progress.
 """
 
 from __future__ import annotations
@@ -313,6 +314,15 @@ class RemoteDispatcher:
                 tool_uri=uri,
             )
         if isinstance(exc, RuntimeError):  # the SDK's outputSchema check
+            cause = exc.__cause__  # jsonschema's ValidationError, which knows where
+            path, message = getattr(cause, "json_path", None), getattr(cause, "message", None)
+            if path is not None and message is not None:
+                return ToolError(
+                    f"tool '{tool.tool}' on {server}: output does not match its outputSchema "
+                    f"at {path}: {message}",
+                    tool_uri=uri,
+                    retryable=False,  # the same call gets the same answer
+                )
             first_line = str(exc).strip().partition("\n")[0]
             return ToolError(f"tool '{tool.tool}' on {server}: {first_line}", tool_uri=uri)
         if isinstance(exc, ValidationError):

@@ -18,7 +18,7 @@ import socket
 from collections.abc import Mapping
 from functools import partial
 from types import MappingProxyType
-from typing import Any, NamedTuple, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, Protocol
 
 from sire.clock import Clock, SystemClock
 from sire.dispatch.dispatcher import (
@@ -28,6 +28,7 @@ from sire.dispatch.dispatcher import (
     ProgressCallback,
     ignore_progress,
 )
+from sire.engine.checks import StepChecks, compile_checks, limit_checks
 from sire.engine.gate import (
     SKIPPED_IN_DEBUGGER,
     Decision,
@@ -49,6 +50,9 @@ from sire.model.durations import format_duration
 from sire.model.execution import Execution, ExecutionStatus, StepState, StepStatus
 from sire.model.workflow import ServerSpec, Step, Workflow
 from sire.storage.base import Lease, Store
+
+if TYPE_CHECKING:
+    from sire.secrets.vault import SecretSource, Vault
 
 _RUNNING = StepStatus.RUNNING
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
@@ -104,6 +108,7 @@ class _CompiledStep(NamedTuple):
     params: Renderer | None
     when: Renderer | None
     for_each: Renderer | None
+    checks: StepChecks | None = None  # input/output schemas, payload limit
 
 
 class Engine:
@@ -119,22 +124,33 @@ class Engine:
         *,
         clock: Clock | None = None,
         observer: EngineObserver | None = None,
-        secrets: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | SecretSource | None = None,
         env: Mapping[str, str] | None = None,
         owner: str | None = None,
         lease_ttl: float = 15.0,
         gate: StepGate | None = None,
+        max_payload_bytes: int | None = None,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
         self.clock = clock or SystemClock()
         self.observer: EngineObserver = observer or NullObserver()
-        self.secrets = dict(secrets or {})
+        #: each run's secrets: for templates, sealed in stored outputs, redacted when shown
+        self.secrets: SecretSource | None = None
+        if isinstance(secrets, Mapping):
+            if secrets:
+                from sire.secrets.vault import FixedSecrets
+
+                self.secrets = FixedSecrets(secrets)
+        else:
+            self.secrets = secrets
         self.env = dict(env or {})
         self.owner = owner or default_owner()
         self.lease_ttl = lease_ttl
         #: asked before each step and after each failure (the debugger); None: nothing asked
         self.gate = gate
+        #: the largest step output, in bytes as JSON; None: no limit
+        self.max_payload_bytes = max_payload_bytes
         self._compiled: dict[str, dict[str, _CompiledStep]] = {}
 
     async def run(
@@ -153,25 +169,51 @@ class Engine:
             LeaseHeldError: another driver holds the execution.
             StaleLeaseError: the lease was taken over while running; nothing more was written.
             StoreError: the store failed; the execution is left as stored.
+            ConfigError: the run's secrets cannot be decrypted; nothing was written.
         """
+        vault, restored = None, {}
+        if self.secrets is not None:
+            try:
+                vault = await self.secrets.vault(workflow, execution)
+                if vault is not None and execution.step_states:
+                    restored = _restore(vault, execution)
+            except BaseException:
+                if lease is not None:  # the run never started: give the lease back
+                    await self.store.release_lease(lease)
+                raise
         if lease is None:
             lease = await self.store.acquire_lease(
                 execution.id, self.owner, self.lease_ttl, self.clock.time()
             )
-        return await _Run(self, workflow, execution, lease).drive()
+        run = _Run(self, workflow, execution, lease, vault, restored)
+        if vault is None:
+            return await run.drive()
+        from sire.secrets.redact import activate, deactivate
+
+        token = activate(vault.redactor)  # for edges that show raw values (the debugger)
+        try:
+            return await run.drive()
+        finally:
+            deactivate(token)
 
     def compile(self, workflow: Workflow) -> dict[str, _CompiledStep]:
-        """Compile the templates of every step once per workflow definition."""
+        """Compile the templates and schemas of every step once per workflow definition."""
         compiled = self._compiled.get(workflow.digest) if workflow.digest else None
         if compiled is None:
-            constant = _CompiledStep(None, None, None)
+            limit = self.max_payload_bytes
+            constant = _CompiledStep(None, None, None, limit_checks(limit))
             compiled = {
                 step.id: _CompiledStep(
                     params=compile_value(step.params, f"steps.{step.id}.with"),
                     when=compile_value(step.when, f"steps.{step.id}.if"),
                     for_each=compile_value(step.for_each, f"steps.{step.id}.for_each"),
+                    checks=compile_checks(step, limit),
                 )
-                if step.params or step.when or step.for_each
+                if step.params
+                or step.when
+                or step.for_each
+                or step.input_schema
+                or step.output_schema
                 else constant
                 for step in workflow.steps
             }
@@ -180,11 +222,34 @@ class Engine:
         return compiled
 
 
+def _restore(vault: Vault, execution: Execution) -> dict[str, Any]:
+    """Unseal the outputs stored before a resume; keep them redacted in the execution.
+
+    Raises:
+        ConfigError: a sealed output does not decrypt with the vault's key.
+    """
+    states = execution.step_states
+    restored = {
+        key: vault.unseal(state.output, execution.id)
+        for key, state in states.items()
+        if state.output is not None
+    }
+    for key in restored:
+        states[key] = states[key]._replace(output=vault.redact(states[key].output))
+    return restored
+
+
 class _Run:
     """The state of driving one execution; lives as long as `Engine.run`."""
 
     def __init__(
-        self, engine: Engine, workflow: Workflow, execution: Execution, lease: Lease
+        self,
+        engine: Engine,
+        workflow: Workflow,
+        execution: Execution,
+        lease: Lease,
+        vault: Vault | None = None,
+        restored: dict[str, Any] | None = None,
     ) -> None:
         self.engine = engine
         self.lease = lease
@@ -206,7 +271,7 @@ class _Run:
         self.context: dict[str, Any] = {
             "inputs": execution.inputs,
             "steps": self.outputs,
-            "secrets": Secrets(engine.secrets),
+            "secrets": Secrets(vault.values if vault is not None else ()),
             "env": engine.env,
             "execution": {
                 "id": execution.id,
@@ -231,6 +296,10 @@ class _Run:
         # One question to the gate at a time, and no step starts while one is open.
         self.gate_lock = asyncio.Lock() if self.gate is not None else None
         self.driver: asyncio.Task[Any] | None = None
+        # With secrets: what is stored is sealed, what is kept and shown is redacted, and
+        # outputs stored before a resume are read back unsealed (`restored`) for dependents.
+        self.vault = vault
+        self.restored = restored or {}
 
     async def drive(self) -> Execution:
         driver = self.driver = asyncio.current_task()
@@ -347,7 +416,8 @@ class _Run:
     async def execute(self, step: Step) -> StepStatus:
         stored = self.execution.step_states.get(step.id)
         if stored is not None and stored.status is _COMPLETED:
-            self.outputs[step.id] = {"output": stored.output, "status": _COMPLETED}
+            output = self.restored.get(step.id, stored.output)
+            self.outputs[step.id] = {"output": output, "status": _COMPLETED}
             return _COMPLETED
         compiled = self.compiled[step.id]
         try:
@@ -401,7 +471,7 @@ class _Run:
             key = f"{step.id}/{index}"
             stored = self.execution.step_states.get(key)
             if stored is not None and stored.status is _COMPLETED:
-                results[index] = stored.output
+                results[index] = self.restored.get(key, stored.output)
                 return
             async with limit:
                 try:
@@ -425,6 +495,10 @@ class _Run:
             self.outputs[step.id] = {"output": None, "status": _FAILED}
             return await self.fail(step.id, error, started_at=started)
         output = {"items": results}
+        too_big = compiled.checks.size(step, output) if compiled.checks is not None else None
+        if too_big is not None:  # every item fits, all of them together do not
+            self.outputs[step.id] = {"output": None, "status": _FAILED}
+            return await self.fail(step.id, too_big, started_at=started)
         await self.record(
             step.id,
             StepState(_COMPLETED, output, started_at=started, finished_at=self.clock.time()),
@@ -460,6 +534,7 @@ class _Run:
         """
         policy = step.retry
         clock = self.clock
+        checks = self.compiled[step.id].checks
         started = clock.time()
         stored = self.execution.step_states.get(key)
         attempt = stored.attempts + 1 if stored is not None else 1
@@ -491,11 +566,15 @@ class _Run:
             kind = "error"
             mocked = False
             try:
+                if checks is not None:
+                    checks.params(step, params)
                 if self.slots is None:
                     output = await self.call(step, ctx, params)
                 else:
                     async with self.slots:
                         output = await self.call(step, ctx, params)
+                if checks is not None:
+                    checks.output(step, output)
             except TimeoutError as exc:
                 error, kind = f"timed out after {format_duration(step.timeout or 0)}", "timeout"
                 mocked = getattr(exc, "mocked", False)
@@ -679,16 +758,27 @@ class _Run:
         def report(progress: float, total: float | None, message: str | None) -> None:
             observer.step_progress(execution, key, progress, total, message)
 
-        return report
+        vault = self.vault
+        if vault is None or not vault.redactor:
+            return report
+        mask = vault.redactor.text
+
+        def report_redacted(progress: float, total: float | None, message: str | None) -> None:
+            observer.step_progress(execution, key, progress, total, message and mask(message))
+
+        return report_redacted
 
     async def record(self, key: str, state: StepState, *, durable: bool = True) -> None:
         states = self.execution.step_states
         previous = states.get(key)
+        stored = state
+        if self.vault is not None and (state.output is not None or state.error):
+            stored, state = self.guarded(state)
         states[key] = state
         if durable:
-            await self.store.record_transition(self.lease, key, state)
+            await self.store.record_transition(self.lease, key, stored)
         else:
-            self.store.stage_transition(self.lease, key, state)
+            self.store.stage_transition(self.lease, key, stored)
         self.observer.step_changed(self.execution, key, state)
         old = previous.status if previous is not None else None
         new = state.status
@@ -705,6 +795,19 @@ class _Run:
         elif status is ExecutionStatus.RETRYING and (self.running or not self.retrying):
             await self.set_status(ExecutionStatus.RUNNING)
 
+    def guarded(self, state: StepState) -> tuple[StepState, StepState]:
+        """`state` as stored (secrets in its output sealed) and as kept and shown (masked)."""
+        vault = self.vault
+        assert vault is not None
+        if state.error:
+            state = state._replace(error=vault.redactor.text(state.error))
+        if state.output is None:
+            return state, state
+        sealed = vault.seal(state.output, self.execution.id)
+        if sealed is state.output:
+            return state, state
+        return state._replace(output=sealed), state._replace(output=vault.redact(sealed))
+
     async def set_status(
         self,
         status: ExecutionStatus,
@@ -713,11 +816,18 @@ class _Run:
         error: str | None = None,
     ) -> None:
         execution = self.execution
+        stored = outputs
+        vault = self.vault
+        if vault is not None:
+            error = error and vault.redactor.text(error)
+            if outputs is not None:
+                stored = vault.seal(outputs, execution.id)
+                outputs = vault.redact(stored)
         execution.status = status
         execution.outputs = outputs if outputs is not None else execution.outputs
         execution.error = error
         execution.updated_at = self.clock.time()
-        await self.store.update_execution(self.lease, status, outputs=outputs, error=error)
+        await self.store.update_execution(self.lease, status, outputs=stored, error=error)
         self.observer.execution_changed(execution)
 
     def render_outputs(self) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from typing import Any
 
 from sire.errors import SireError, TemplateError
@@ -20,24 +19,11 @@ Context = Mapping[str, Any]
 Renderer = Callable[[Context], Any]
 
 
-@lru_cache(maxsize=1)
 def environment() -> Any:
-    """The one sandboxed environment every template compiles in."""
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    """The one sandboxed environment every workflow template compiles in (`sire.engine.sandbox`)."""
+    from sire.engine.sandbox import environment as sandbox
 
-    class Environment(ImmutableSandboxedEnvironment):
-        """Mappings are read by key first: `output.items` is the key, not `dict.items`."""
-
-        def getattr(self, obj: Any, attribute: str) -> Any:
-            if type(obj) is dict:
-                try:
-                    return obj[attribute]
-                except KeyError:
-                    pass
-            return super().getattr(obj, attribute)
-
-    return Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    return sandbox()
 
 
 class Secrets(dict[str, str]):
@@ -174,36 +160,52 @@ def _compile_jinja(source: str, where: str) -> Renderer:
     from jinja2 import Undefined
     from jinja2.exceptions import TemplateError as JinjaTemplateError
 
+    from sire.engine.sandbox import MAX_SIZE, plain
+
     env = environment()
     try:
         expr = expressions.single_expression(source)
         if expr is not None:
             native = env.compile_expression(expr, undefined_to_none=False)
 
-            def render_native(ctx: Context) -> Any:
-                value = _guard(lambda: native(**ctx), where)
+            def evaluate(ctx: Context) -> Any:
+                value = native(**ctx)
                 if isinstance(value, Undefined):
-                    _guard(value._fail_with_undefined_error, where)
-                return value
+                    value._fail_with_undefined_error()
+                return plain(value, MAX_SIZE)
 
-            return render_native
+            return lambda ctx: _guard(lambda: evaluate(ctx), where)
         template = env.from_string(source)
     except JinjaTemplateError as exc:
         raise TemplateError(f"{where}: template does not compile: {exc}") from None
+    except Exception as exc:  # not the template's syntax: fail the render, not the run
+        error = TemplateError(f"{where}: template does not compile: {type(exc).__name__}: {exc}")
+
+        def fail(ctx: Context) -> Any:
+            raise error
+
+        return fail
     return lambda ctx: _guard(lambda: template.render(ctx), where)
 
 
 def _guard(call: Callable[[], Any], where: str) -> Any:
+    """Render under the sandbox's budget; every failure becomes a TemplateError."""
     from jinja2.exceptions import SecurityError
     from jinja2.exceptions import TemplateError as JinjaTemplateError
 
+    from sire.engine.sandbox import bounded
+
     try:
-        return call()
+        return bounded(call)
     except SireError as exc:
         raise TemplateError(f"{where}: {exc}") from None
     except SecurityError as exc:
         raise TemplateError(f"{where}: not allowed in a template: {exc}") from None
     except JinjaTemplateError as exc:
         raise TemplateError(f"{where}: {exc.message or exc}") from None
+    except RecursionError:
+        raise TemplateError(f"{where}: the template recurses too deeply") from None
+    except MemoryError:
+        raise TemplateError(f"{where}: the template ran out of memory") from None
     except Exception as exc:
         raise TemplateError(f"{where}: {type(exc).__name__}: {exc}") from None

@@ -67,11 +67,11 @@ def references(source: str) -> References:
     Raises:
         TemplateSyntaxError: the template does not parse, or indexes `steps` dynamically.
     """
-    from jinja2 import Environment, meta, nodes
+    from jinja2 import meta, nodes
     from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
     try:
-        ast = _parser_env(Environment).parse(source)
+        ast = _parser_env().parse(source)
     except JinjaSyntaxError as exc:
         raise TemplateSyntaxError(f"template syntax error: {exc.message}") from None
     steps: set[str] = set()
@@ -104,8 +104,26 @@ def references(source: str) -> References:
 
 
 @lru_cache(maxsize=1)
-def _parser_env(environment: type[Any]) -> Any:
-    return environment()
+def _parser_env() -> Any:
+    """An environment that finds a template's names and never computes its constants.
+
+    Finding names generates code, and Jinja's optimizer folds constant expressions while
+    it does: `{{ 'x' * 10**10 }}` would be built when the workflow is loaded. Every
+    operator here is intercepted and every filter and test needs a render, so nothing
+    is folded.
+    """
+    from jinja2 import pass_context
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Parser(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset(ImmutableSandboxedEnvironment.default_binop_table)
+        intercepted_unops = frozenset(ImmutableSandboxedEnvironment.default_unop_table)
+
+    env = Parser()
+    stub = pass_context(lambda *args, **kwargs: None)
+    env.filters = dict.fromkeys(env.filters, stub)
+    env.tests = dict.fromkeys(env.tests, stub)
+    return env
 
 
 def strings(value: object, path: str) -> Iterator[tuple[str, str]]:

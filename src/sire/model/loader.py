@@ -388,7 +388,7 @@ def _build(
                 path=f"steps[{index}].id",
             )
         ids[step.id] = index
-    _check_input_schemas(doc)
+    _check_schemas(doc)
     default_retry = _retry(doc.defaults.retry, RetryPolicy())
     steps = tuple(
         _build_step(i, s, ids, doc, default_retry, data["steps"][i])
@@ -423,16 +423,33 @@ def _build(
     )
 
 
-def _check_input_schemas(doc: WorkflowDoc) -> None:
+def _check_schemas(doc: WorkflowDoc) -> None:
+    """Every JSON Schema the workflow declares compiles, and refers to no other document."""
+    for name, schema in doc.inputs.items():
+        _check_schema(schema, f"input '{name}' has an invalid JSON Schema", f"inputs.{name}")
+    for index, step in enumerate(doc.steps):
+        for field in ("input_schema", "output_schema"):
+            schema = getattr(step, field)
+            if schema is not None:
+                what = f"step '{step.id}' has an invalid {field}"
+                _check_schema(schema, what, f"steps[{index}].{field}")
+
+
+def _check_schema(schema: dict[str, Any], what: str, path: str) -> None:
+    import json
+    import re
+
     import fastjsonschema
 
-    for name, schema in doc.inputs.items():
-        try:
-            fastjsonschema.compile(schema)
-        except fastjsonschema.JsonSchemaDefinitionException as exc:
-            raise DefinitionError(
-                f"input '{name}' has an invalid JSON Schema ({exc})", path=f"inputs.{name}"
-            ) from None
+    # Compiling would fetch a remote $ref: loading a workflow must not touch the network.
+    if re.search(r'"\$ref":\s*"(?!#)', json.dumps(schema)):
+        reason = "a $ref to another document is not supported; use #/definitions/..."
+        raise DefinitionError(f"{what} ({reason})", path=path)
+    try:
+        fastjsonschema.compile(schema)
+    except Exception as exc:  # a definition error, or a TypeError on a malformed schema
+        reason = str(exc) or type(exc).__name__
+        raise DefinitionError(f"{what} ({reason})", path=path) from None
 
 
 def _build_step(

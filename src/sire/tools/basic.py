@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from sire.errors import ToolError
 from sire.model.durations import parse_duration
 
 if TYPE_CHECKING:
-    from jinja2.runtime import Context
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
     from sire.dispatch.inprocess import InProcessServer
     from sire.tools import ToolSettings
 
@@ -42,7 +38,10 @@ def echo(**params: Any) -> dict[str, Any]:
 
 
 def template_tool(settings: ToolSettings) -> Callable[..., TemplateOutput]:
-    """The `text.template` tool, whose sandbox caps values at `settings.max_output_bytes`."""
+    """The `text.template` tool, in the workflow templates' sandbox (`sire.engine.sandbox`).
+
+    Its values and output are capped at `settings.max_output_bytes`.
+    """
 
     def text_template(template: str, data: dict[str, Any] | None = None) -> TemplateOutput:
         """Render a Jinja2 template with `data` in a sandbox; without `data`, return it as is.
@@ -55,8 +54,11 @@ def template_tool(settings: ToolSettings) -> Callable[..., TemplateOutput]:
             # The engine rendered the step's `with:` already; rendering the result again
             # would evaluate any `{{` that came in through an input.
             return {"text": template}
+        from sire.engine.sandbox import bounded, environment
+
         try:
-            text = _sandbox(settings.max_output_bytes).from_string(template).render(data)
+            compiled = environment(settings.max_output_bytes).from_string(template)
+            text = bounded(lambda: compiled.render(data))
         except Exception as exc:
             raise ToolError(f"text.template: {_jinja_message(exc)}") from exc
         return {"text": text}
@@ -105,35 +107,6 @@ def _jinja_message(exc: Exception) -> str:
     if isinstance(exc, TemplateSyntaxError):
         return f"line {exc.lineno}: {exc.message}"
     return str(exc) or type(exc).__name__
-
-
-@lru_cache(maxsize=4)
-def _sandbox(max_size: int) -> ImmutableSandboxedEnvironment:
-    """A sandbox whose `*` and `**` refuse to build values over `max_size` (a memory bomb)."""
-    from jinja2 import StrictUndefined
-    from jinja2.exceptions import SecurityError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    class Sandbox(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset({"*", "**"})
-
-        def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-            if _too_big(operator, left, right, max_size):
-                raise SecurityError(f"'{operator}' would build a value over {max_size} bytes")
-            return super().call_binop(context, operator, left, right)
-
-    return Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-
-
-def _too_big(operator: str, left: Any, right: Any, max_size: int) -> bool:
-    if operator == "**":
-        if type(left) is int and type(right) is int and right > 0 and abs(left) > 1:
-            return right * math.log2(abs(left)) > 8 * max_size
-        return False
-    for seq, times in ((left, right), (right, left)):
-        if isinstance(seq, str | bytes | list | tuple) and type(times) is int:
-            return len(seq) * times > max_size
-    return False
 
 
 def register(server: InProcessServer, settings: ToolSettings) -> None:

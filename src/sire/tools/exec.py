@@ -79,6 +79,20 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
+#: Variables the dynamic loader reads (glibc, macOS): they would load code of the
+#: step's choosing into an allowed program, so a step's `env` cannot set them.
+_LOADER_PREFIXES = ("LD_", "DYLD_")
+
+
+def _check_env(env: dict[str, str] | None) -> None:
+    for name in env or ():
+        if name.upper().startswith(_LOADER_PREFIXES):
+            raise ToolError(
+                f"exec: env {name!r} is not allowed; dynamic-loader variables (LD_*, DYLD_*) "
+                "would change what code the program runs"
+            )
+
+
 def child_environment(env: dict[str, str] | None) -> dict[str, str]:
     """Sire's environment without its own `SIRE_*` settings (secrets), overlaid by `env`."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("SIRE_")}
@@ -112,6 +126,7 @@ def exec_tool(settings: ToolSettings) -> Callable[..., Awaitable[ExecOutput]]:
             raise ToolError("exec: `command` is empty; give the program and its arguments")
         if timeout is not None and timeout <= 0:
             raise ToolError(f"exec: timeout {timeout} is not a positive number of seconds")
+        _check_env(env)
         workdir = working_directory(ctx.workspace, cwd)
         program = command[0]
         path = executable(program, workdir, settings.exec_allow)
