@@ -120,7 +120,7 @@ def _run(
     import asyncio
 
     from sire.cli import runtime
-    from sire.model.inputs import parse_assignments, resolve_inputs
+    from sire.model.inputs import parse_assignments
     from sire.model.loader import load_workflow
 
     config = load_config()
@@ -129,13 +129,9 @@ def _run(
     runtime.check_workflow(workflow, mux, config)
     given = _read_inputs_file(inputs_file) if inputs_file else {}
     given.update(parse_assignments(workflow, pairs))
-    values = resolve_inputs(workflow, given)
-    from sire.engine.checks import payload_problem
+    values = runtime.resolve_checked_inputs(workflow, given, config)
     from sire.errors import InputError
 
-    too_big = payload_problem(values, config.max_payload_bytes)
-    if too_big is not None:
-        raise InputError(f"{workflow.id}: the inputs are {too_big}")
     if flags.online and not flags.dry_run:
         raise InputError("--online: only with --dry-run (or `sire workflow validate --online`)")
     if flags.breaks and not flags.debug:

@@ -118,6 +118,25 @@ def quiet() -> EngineObserver:
     return NullObserver()
 
 
+def resolve_checked_inputs(
+    workflow: Workflow, given: Mapping[str, Any], config: Config
+) -> dict[str, Any]:
+    """The workflow's inputs from `given`, with defaults, under the payload size limit.
+
+    Raises:
+        InputError: an input is missing, of the wrong type, or they are too large.
+    """
+    from sire.engine.checks import payload_problem
+    from sire.errors import InputError
+    from sire.model.inputs import resolve_inputs
+
+    values = resolve_inputs(workflow, dict(given))
+    too_big = payload_problem(values, config.max_payload_bytes)
+    if too_big is not None:
+        raise InputError(f"{workflow.id}: the inputs are {too_big}")
+    return values
+
+
 def new_execution(workflow: Workflow, inputs: dict[str, Any], workspace: Path) -> Execution:
     return Execution(
         id=new_execution_id(),

@@ -152,12 +152,11 @@ class WorkflowRunner:
             ToolError: the execution failed or was cancelled, or the server stopped.
             StoreError: the store failed.
         """
-        from sire.cli.runtime import new_engine, new_execution
-        from sire.model.inputs import resolve_inputs
+        from sire.cli.runtime import new_engine, new_execution, resolve_checked_inputs
 
         await self.open()
         assert self.store is not None
-        inputs = resolve_inputs(workflow, arguments)
+        inputs = resolve_checked_inputs(workflow, arguments, self.config)
         execution = new_execution(workflow, inputs, self.workspace)
         await self.store.create_execution(execution, workflow.text)
         total = len(workflow.steps)

@@ -169,8 +169,7 @@ async def start_execution(
     workflow_id: str, body: ExecutionIn, bearer: Bearer, api: ApiDep
 ) -> ExecutionOut:
     """Start an execution of a registered workflow (operator): created pending for an agent."""
-    from sire.cli.runtime import new_execution
-    from sire.model.inputs import resolve_inputs
+    from sire.cli.runtime import new_execution, resolve_checked_inputs
 
     target = f"workflow/{workflow_id}"
     async with api.call(_text(bearer), "execution.start", target, mutating=True) as call:
@@ -178,7 +177,7 @@ async def start_execution(
         found = await api.store.get_workflow(workflow_id, body.version)
         source = await api.store.get_definition(found.workflow_hash)
         workflow = api.workflow(found.workflow_hash, source)
-        values = resolve_inputs(workflow, body.inputs)
+        values = resolve_checked_inputs(workflow, body.inputs, api.config)
         execution = new_execution(workflow, values, api.workspace)
         await api.store.create_execution(execution, workflow.text)
         call.status = 201
