@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from sire.model.execution import Execution
+
+if TYPE_CHECKING:
+    from sire.config import Config
+    from sire.storage.base import Store
+
+T = TypeVar("T")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document at the end.")]
 FileArgument = Annotated[
@@ -24,6 +31,25 @@ DbOption = Annotated[
 VerboseFlag = Annotated[
     bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.", hidden=True)
 ]
+
+
+def with_store(db: str | None, use: Callable[[Store, Config], Awaitable[T]]) -> T:
+    """Run `use(store, config)` on the store of `--db` (or the config's), closed after."""
+    import asyncio
+
+    from sire.config import load_config
+    from sire.storage import open_store
+
+    config = load_config()
+
+    async def main() -> T:
+        store = await open_store(db or config.db_url, home=config.home)
+        try:
+            return await use(store, config)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(main())
 
 
 def emit_json(document: Any) -> None:

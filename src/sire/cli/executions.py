@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from sire.cli.common import DbOption, JsonFlag, VerboseFlag, emit_json, execution_document
+from sire.cli.common import (
+    DbOption,
+    JsonFlag,
+    VerboseFlag,
+    emit_json,
+    execution_document,
+    with_store,
+)
 from sire.config import Config, load_config
 from sire.model.execution import Execution, ExecutionStatus
 from sire.storage import open_store
@@ -21,19 +27,6 @@ execution_app = typer.Typer(help="Inspect and steer executions.", no_args_is_hel
 
 IdArgument = Annotated[str, typer.Argument(help="The execution id.", metavar="ID")]
 T = TypeVar("T")
-
-
-def _with_store(db: str | None, use: Callable[[Store, Config], Awaitable[T]]) -> T:
-    config = load_config()
-
-    async def main() -> T:
-        store = await open_store(db or config.db_url, home=config.home)
-        try:
-            return await use(store, config)
-        finally:
-            await store.aclose()
-
-    return asyncio.run(main())
 
 
 @execution_app.command("list")
@@ -52,7 +45,7 @@ def list_(
     async def use(store: Store, config: Config) -> list[Execution]:
         return await store.list_executions(statuses=status, workflow_id=workflow, limit=limit)
 
-    executions = _with_store(db, use)
+    executions = with_store(db, use)
     if as_json:
         emit_json({"executions": [execution_document(e) for e in executions]})
         return
@@ -74,7 +67,7 @@ def show(
     async def use(store: Store, config: Config) -> Execution:
         return await store.get_execution(execution_id)
 
-    execution = _with_store(db, use)
+    execution = with_store(db, use)
     if as_json:
         emit_json(execution_document(execution))
         return
@@ -178,7 +171,7 @@ def debug(
         return runtime.stored_workflow(execution.workflow_hash, source)
 
     # The debugger checks its breakpoints against the workflow before anything runs.
-    debugger = TerminalDebugger(_with_store(db, definition_of), breaks=set(breaks or ()))
+    debugger = TerminalDebugger(with_store(db, definition_of), breaks=set(breaks or ()))
     config = load_config()
     started = time.perf_counter()
     try:
@@ -213,7 +206,7 @@ def cancel(
     async def use(store: Store, config: Config) -> Execution:
         return await store.request_cancel(execution_id, time.time())
 
-    execution = _with_store(db, use)
+    execution = with_store(db, use)
     if as_json:
         emit_json(execution_document(execution))
     elif execution.status is ExecutionStatus.CANCELLED:
@@ -268,7 +261,7 @@ def logs(
                 return
             await asyncio.sleep(0.2)
 
-    _with_store(db, use)
+    with_store(db, use)
 
 
 def json_line(document: dict[str, Any]) -> str:

@@ -6,19 +6,16 @@ taken as an argument (it would land in shell history and `ps`).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from sire.cli.common import DbOption, JsonFlag, VerboseFlag, emit_json
-from sire.config import Config, load_config
+from sire.cli.common import DbOption, JsonFlag, VerboseFlag, emit_json, with_store
+from sire.config import Config
 from sire.errors import ConfigError, InputError, NotFoundError
-from sire.storage import open_store
 from sire.storage.base import Store
 
 secret_app = typer.Typer(
@@ -40,19 +37,6 @@ def check_name(name: str) -> None:
             f"secret name {name!r}: use letters, digits and underscores, not starting with "
             "a digit, so templates can read it as secrets.NAME"
         )
-
-
-def _with_store(db: str | None, use: Callable[[Store, Config], Awaitable[T]]) -> T:
-    config = load_config()
-
-    async def main() -> T:
-        store = await open_store(db or config.db_url, home=config.home)
-        try:
-            return await use(store, config)
-        finally:
-            await store.aclose()
-
-    return asyncio.run(main())
 
 
 def read_value(name: str) -> str:
@@ -109,7 +93,7 @@ def set_secret(
         await store.put_secret(name, encrypt_secret(cipher, name, value), time.time())
         return name in stored
 
-    updated = _with_store(db, use)
+    updated = with_store(db, use)
     if as_json:
         emit_json({"name": name, "updated": updated})
     else:
@@ -130,7 +114,7 @@ def list_secrets(
             for r in await store.list_secrets()
         ]
 
-    secrets = _with_store(db, use)
+    secrets = with_store(db, use)
     if as_json:
         emit_json({"secrets": secrets})
         return
@@ -158,7 +142,7 @@ def remove_secret(
             return None
         return [r.name for r in await store.list_secrets()]
 
-    left = _with_store(db, use)
+    left = with_store(db, use)
     if left is not None:
         known = ", ".join(left) or "none"
         raise NotFoundError(f"no secret named '{name}' to remove (secrets: {known})")

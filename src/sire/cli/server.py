@@ -6,19 +6,16 @@ just the store and `sire.server.auth`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from sire.cli.common import DbOption, JsonFlag, VerboseFlag, emit_json
+from sire.cli.common import DbOption, JsonFlag, VerboseFlag, emit_json, with_store
 from sire.config import Config, load_config
-from sire.storage import open_store
 from sire.storage.base import AuditEntry, Store, Token
 
 T = TypeVar("T")
@@ -99,19 +96,6 @@ def _server_class() -> Any:
     return Server
 
 
-def _with_store(db: str | None, use: Callable[[Store, Config], Awaitable[T]]) -> T:
-    config = load_config()
-
-    async def main() -> T:
-        store = await open_store(db or config.db_url, home=config.home)
-        try:
-            return await use(store, config)
-        finally:
-            await store.aclose()
-
-    return asyncio.run(main())
-
-
 def _cli_actor() -> str:
     import getpass
 
@@ -179,7 +163,7 @@ def token_create(
         detail = {"role": role, "workflows": sorted(set(workflows or ()))}
         await store.add_audit(now, _cli_actor(), "token.create", f"token/{token.id}", True, detail)
 
-    _with_store(db, use)
+    with_store(db, use)
     if as_json:
         emit_json({**token_document(token, now), "token": text})
         return
@@ -201,7 +185,7 @@ def token_list(
     async def use(store: Store, config: Config) -> list[Token]:
         return await store.list_tokens()
 
-    tokens = _with_store(db, use)
+    tokens = with_store(db, use)
     now = time.time()
     documents = [token_document(t, now) for t in tokens]
     if as_json:
@@ -230,7 +214,7 @@ def token_revoke(
         await store.add_audit(now, _cli_actor(), "token.revoke", f"token/{token_id}", True, detail)
         return revoked
 
-    if not _with_store(db, use):
+    if not with_store(db, use):
         raise NotFoundError(f"no active API token with id '{token_id}' (see `sire token list`)")
     if as_json:
         emit_json({"id": token_id, "revoked": True})
@@ -250,7 +234,7 @@ def audit(
     async def use(store: Store, config: Config) -> list[AuditEntry]:
         return await store.list_audit(after=after, limit=limit)
 
-    entries = _with_store(db, use)
+    entries = with_store(db, use)
     if as_json:
         emit_json(
             {"entries": [{**entry._asdict(), "detail": dict(entry.detail)} for entry in entries]}
