@@ -1,16 +1,20 @@
 """The Store implementations the contract suite runs over, one harness each.
 
 Add an implementation by adding an async factory to `STORES`: it gets the test's
-`tmp_path` and returns a `StoreHarness` that opens stores over one fresh data set.
+request and `tmp_path` and returns a `StoreHarness` that opens stores over one fresh
+data set. PostgreSQL runs in a real cluster the session starts (tests/pg.py), a new
+database per test; without PostgreSQL's binaries it skips, and fails under CI=true.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from pg import Cluster, find_bin_dir, start_cluster
 from sire.storage.base import Store
 from sire.storage.memory import MemoryStore
 
@@ -78,11 +82,32 @@ class SQLiteHarness(StoreHarness):
         return await self._open_sqlite(self._path)
 
 
-async def memory_harness(tmp_path: Path) -> StoreHarness:
+class PostgresHarness(StoreHarness):
+    name = "postgres"
+    durable = True
+
+    def __init__(self, cluster: Cluster) -> None:
+        super().__init__()
+        self._cluster = cluster
+        self.url = cluster.create_schema()
+
+    async def _connect(self) -> Store:
+        from sire.storage.postgres import open_postgres
+
+        return await open_postgres(self.url, max_size=4)
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            self._cluster.drop_schema(self.url)
+
+
+async def memory_harness(request: pytest.FixtureRequest, tmp_path: Path) -> StoreHarness:
     return MemoryHarness()
 
 
-async def sqlite_harness(tmp_path: Path) -> StoreHarness:
+async def sqlite_harness(request: pytest.FixtureRequest, tmp_path: Path) -> StoreHarness:
     try:
         from sire.storage.sqlite import open_sqlite
     except ModuleNotFoundError as missing:
@@ -92,15 +117,38 @@ async def sqlite_harness(tmp_path: Path) -> StoreHarness:
     return SQLiteHarness(tmp_path / "sire.db", open_sqlite)
 
 
-STORES: dict[str, Callable[[Path], Awaitable[StoreHarness]]] = {
+async def postgres_harness(request: pytest.FixtureRequest, tmp_path: Path) -> StoreHarness:
+    cluster = request.getfixturevalue("postgres_cluster")
+    return PostgresHarness(cluster)
+
+
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], Awaitable[StoreHarness]]] = {
     "memory": memory_harness,
     "sqlite": sqlite_harness,
+    "postgres": postgres_harness,
 }
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL cluster for the session (fsync off: tests need no durability)."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        reason = "PostgreSQL's initdb/pg_ctl not found (apt-get install postgresql)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI=true: the PostgreSQL store must be tested in CI")
+        pytest.skip(reason)
+    settings = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+    cluster = start_cluster(bin_dir, settings)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(params=list(STORES))
 async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreHarness]:
-    opened = await STORES[request.param](tmp_path)
+    opened = await STORES[request.param](request, tmp_path)
     try:
         yield opened
     finally:

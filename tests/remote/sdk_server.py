@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import warnings
 from typing import Any
 
 import anyio
@@ -60,6 +62,20 @@ TOOLS = [
             "type": "object",
             "properties": {"seconds": {"type": "number"}, "token": {"type": "string"}},
             "required": ["seconds"],
+        },
+    ),
+    types.Tool(
+        name="chatty",
+        description="Logs each of `lines` as an MCP log notification (logger `chatty`, level "
+        "`level`) and on stderr (`stderr: <line>`), `pause` seconds apart.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "lines": {"type": "array", "items": {"type": "string"}},
+                "level": {"type": "string"},
+                "pause": {"type": "number"},
+            },
+            "required": ["lines"],
         },
     ),
     types.Tool(name="bad_output", input_schema=_NO_ARGUMENTS, output_schema=_SUM),
@@ -124,6 +140,17 @@ async def call_tool(
                 raise
             await ctx.session.report_progress(2, 2, "done")
             return _structured({"slept": args["seconds"]})
+        case "chatty":
+            for i, line in enumerate(args["lines"]):
+                if i:
+                    await anyio.sleep(args.get("pause", 0))
+                with warnings.catch_warnings():  # the logging capability is deprecated
+                    warnings.simplefilter("ignore")
+                    await ctx.session.send_log_message(
+                        args.get("level", "info"), line, logger="chatty"
+                    )
+                print(f"stderr: {line}", file=sys.stderr, flush=True)
+            return _structured({"logged": len(args["lines"])})
         case "bad_output":
             return _structured({"sum": "not a number"})
         case "meta":

@@ -38,14 +38,44 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+#: commands that run for long and log what they do at info by default (others: warning)
+_SERVICES = frozenset({"agent", "server"})
+
+
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            metavar="console|json",
+            help="Log lines on stderr [env SIRE_LOG_FORMAT; default: console on a terminal, "
+            "else json].",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            metavar="LEVEL",
+            help="debug, info, warning or error [env SIRE_LOG_LEVEL; default: info for "
+            "agent and server, else warning].",
+            show_default=False,
+        ),
+    ] = None,
     verbose: VerboseFlag = False,
 ) -> None:
     """Sire: workflows of MCP tools."""
+    from sire.observability import logging as logs
+
+    default = "info" if ctx.invoked_subcommand in _SERVICES else "warning"
+    logs.configure(log_format, log_level, default_level=default)
+    ctx.meta[logs.CLI_CONFIGURED] = True
 
 
 app.command("run")(run)

@@ -225,7 +225,10 @@ def logs(
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ) -> None:
-    """Print an execution's events in order; with --follow, until it finishes."""
+    """Print an execution's events in order, with the lines its steps' tools logged.
+
+    With --follow, until it finishes.
+    """
 
     def show_event(event: Event) -> None:
         if as_json:
@@ -243,6 +246,13 @@ def logs(
             time.strftime("%H:%M:%S", time.localtime(event.at))
             + f".{int(event.at * 1000) % 1000:03d}"
         )
+        if event.kind == "log":  # a line the step's tool logged: level, [source] message
+            source = event.data.get("logger")
+            text = str(event.data.get("message", ""))
+            text = f"[{source}] {text}" if source else text
+            text = text.replace("\n", "\n" + " " * 32)
+            print(f"{when}  {event.key or '':<16}  {event.status:<9}  {text}", flush=True)
+            return
         what = event.key if event.kind == "step" else "execution"
         extra = "".join(f"  {k}={v}" for k, v in event.data.items())
         print(f"{when}  {what:<16}  {event.status}{extra}", flush=True)
@@ -275,6 +285,20 @@ def agent(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Executions driven at once.")
     ] = 16,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics.",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address the metrics listen on.")
+    ] = "127.0.0.1",
     db: DbOption = None,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
@@ -288,17 +312,39 @@ def agent(
     config = load_config()
 
     async def main() -> Agent:
+        metrics: Any = None
+        stop_metrics = None
+        if metrics_port is not None:
+            from sire.observability.logging import get_logger
+            from sire.observability.metrics import Metrics, serve, watch_queue
+
+            metrics = Metrics()
+            port, stop_metrics = serve(metrics, metrics_host, metrics_port)
+            get_logger("sire.agent").info(
+                "sire.agent.metrics", url=f"http://{metrics_host}:{port}/metrics"
+            )
         store = await open_store(db or config.db_url, home=config.home)
         dispatcher = runtime.build_dispatcher(config)
-        engine = runtime.new_engine(store, dispatcher, config)
+        engine = runtime.new_engine(store, dispatcher, config, metrics=metrics)
         worker = Agent(engine, runtime.stored_workflow, concurrency=concurrency)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        watcher = None
+        if metrics is not None:
+            watcher = asyncio.create_task(
+                watch_queue(metrics, store, lambda: len(worker._busy), stop),
+                name="sire-agent-metrics",
+            )
         try:
             await worker.run(once=once, stop=stop)
         finally:
+            stop.set()
+            if watcher is not None:
+                await watcher
+            if stop_metrics is not None:
+                stop_metrics()
             await dispatcher.aclose()
             await store.aclose()
         return worker

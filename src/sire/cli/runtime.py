@@ -9,7 +9,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sire.config import Config
 from sire.dispatch.mux import DispatcherMux
@@ -21,6 +21,9 @@ from sire.model.loader import load_workflow, parse_workflow
 from sire.model.workflow import Workflow
 from sire.storage import open_store
 from sire.storage.base import Store
+
+if TYPE_CHECKING:
+    from sire.dispatch.dispatcher import Dispatcher
 
 
 def tool_settings(config: Config) -> Any:
@@ -35,7 +38,15 @@ def tool_settings(config: Config) -> Any:
 
 
 def build_dispatcher(config: Config) -> DispatcherMux:
-    """The mux every command uses: built-in tools now, more schemes as they land."""
+    """The mux every command uses: built-in tools now, more schemes as they land.
+
+    Raises:
+        ConfigError: the OTEL_* variables ask for a trace exporter Sire cannot use (said
+            here, before anything is stored).
+    """
+    from sire.observability import tracing
+
+    tracing.tracer()
 
     def builtin(options: Mapping[str, Any]) -> Any:
         from sire.dispatch.inprocess import InProcessDispatcher
@@ -92,22 +103,38 @@ def new_engine(
     config: Config,
     observer: EngineObserver | None = None,
     gate: StepGate | None = None,
+    metrics: Any = None,
 ) -> Engine:
     """The engine every command drives executions with, configured from `config`.
 
     Each run gets the store's secrets, decrypted only when its workflow mentions them.
+    Logs, traces (OTEL_* variables) and, given a `sire.observability.metrics.Metrics`,
+    metrics are wired in here; none of them costs anything when off.
     """
+    from sire.observability import logging as logs
+    from sire.observability import tracing
     from sire.secrets.store import StoreSecrets
 
+    logs.configure_unless_cli()  # `sire run` has no `sire` callback: SIRE_LOG_* decide
+    observer = logs.observing(observer)
+    engine_store, engine_dispatcher = store, cast("Dispatcher", dispatcher)
+    if metrics is not None:
+        from sire.observability.metrics import MeteredDispatcher, MetricsObserver, timed
+        from sire.observability.observers import fan_out
+
+        engine_store = timed(store, metrics)
+        engine_dispatcher = MeteredDispatcher(dispatcher, metrics)
+        observer = fan_out(observer, MetricsObserver(metrics))
     return Engine(
-        store,
-        dispatcher,
+        engine_store,
+        engine_dispatcher,
         observer=observer,
         secrets=StoreSecrets(store, config.home),
         env=config.template_env(),
         lease_ttl=config.lease_ttl,
         gate=gate,
         max_payload_bytes=config.max_payload_bytes,
+        tracer=tracing.tracer(),
     )
 
 

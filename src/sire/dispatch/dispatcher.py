@@ -17,6 +17,9 @@ from sire.model.workflow import ServerSpec
 ProgressCallback = Callable[[float, float | None, str | None], None]
 #: `await checkpoint(data)`: durable per-attempt data, such as a remote task id.
 CheckpointCallback = Callable[[Mapping[str, Any]], Awaitable[None]]
+#: `log(level, message, logger)`: a line the tool logged during the call (an MCP
+#: `notifications/message`, a stdio server's stderr); kept with the step's events.
+LogCallback = Callable[[str, str, str | None], None]
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -27,6 +30,10 @@ def ignore_progress(progress: float, total: float | None, message: str | None) -
 
 
 async def ignore_checkpoint(data: Mapping[str, Any]) -> None:
+    return None
+
+
+def ignore_log(level: str, message: str, logger: str | None) -> None:
     return None
 
 
@@ -50,6 +57,8 @@ class DispatchContext(NamedTuple):
         checkpoint: persists per-attempt data durably (replacing what it saved before).
         resume: what an interrupted run of this attempt saved with `checkpoint` (e.g. a
             remote task id to poll instead of calling the tool again); empty when none.
+        log: called with each line the tool logs during the call (level, message,
+            logger or source); `ignore_log` when nobody keeps them.
     """
 
     execution_id: str
@@ -64,6 +73,7 @@ class DispatchContext(NamedTuple):
     report_progress: ProgressCallback = ignore_progress
     checkpoint: CheckpointCallback = ignore_checkpoint
     resume: Mapping[str, Any] = _EMPTY
+    log: LogCallback = ignore_log
 
 
 class MockedOutput(dict[str, Any]):

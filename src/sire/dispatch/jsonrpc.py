@@ -275,7 +275,7 @@ def _headers(ctx: DispatchContext) -> dict[str, str]:
     """The idempotency key and W3C trace context of one call, as HTTP headers."""
     meta = request_meta(ctx)
     key = meta.pop(IDEMPOTENCY_KEY, None)
-    headers: dict[str, str] = meta
+    headers: dict[str, str] = {k: meta[k] for k in ("traceparent", "tracestate") if k in meta}
     if key:
         headers["Idempotency-Key"] = key
     return headers

@@ -13,12 +13,14 @@ connect only: a workflow without `mcp:` steps never loads it.
 Arguments are checked against the tool's `inputSchema` before anything is sent; the
 server's `outputSchema` is checked by the SDK (a violation names its JSON path). Every
 call carries `_meta` with the idempotency key and W3C trace context, and forwards the
-server's progress.
+server's progress, and its log lines (`notifications/message`, a stdio server's stderr)
+to `ctx.log`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -26,7 +28,12 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
-from sire.dispatch.dispatcher import DispatchContext, ProgressCallback, ignore_progress
+from sire.dispatch.dispatcher import (
+    DispatchContext,
+    ProgressCallback,
+    ignore_log,
+    ignore_progress,
+)
 from sire.dispatch.mcp import tasks
 from sire.dispatch.mcp.endpoint import Endpoint
 from sire.dispatch.mcp.mapping import (
@@ -220,15 +227,25 @@ class RemoteDispatcher:
         assert client is not None  # set before `ready`
         report = ctx.report_progress
         progress = None if report is ignore_progress else _forward(report)
-        if tasks.task_capable(client, described):
-            result = await self._task(client, ctx, tool, arguments, progress)
+        if ctx.log is ignore_log:
+            listening: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
         else:
-            result = await client.call_tool(
-                tool.tool,
-                arguments,
-                progress_callback=progress,
-                meta=cast("RequestParamsMeta", request_meta(ctx)),
-            )
+            listening = conn.listen(ctx.log)
+        with listening:
+            if tasks.task_capable(client, described):
+                result = await self._task(client, ctx, tool, arguments, progress)
+            else:
+                result = await client.call_tool(
+                    tool.tool,
+                    arguments,
+                    progress_callback=progress,
+                    meta=cast("RequestParamsMeta", request_meta(ctx)),
+                )
+            if ctx.log is not ignore_log and conn.endpoint.is_stdio:
+                # stderr is a pipe apart from the answer's: let the loop read what the
+                # server wrote there before answering (one poll, two turns of the loop).
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
         if result.is_error:
             text = text_of(result.content) or "no message"
             raise ToolError(f"tool '{tool.tool}' on {_server(tool)} failed: {text}")

@@ -49,9 +49,11 @@ from sire.errors import (
 from sire.model.durations import format_duration
 from sire.model.execution import Execution, ExecutionStatus, StepState, StepStatus
 from sire.model.workflow import ServerSpec, Step, Workflow
-from sire.storage.base import Lease, Store
+from sire.observability.logging import bind_attempt, bind_run
+from sire.storage.base import Lease, LogEntry, Store
 
 if TYPE_CHECKING:
+    from sire.observability.tracing import RunTrace, Tracer
     from sire.secrets.vault import SecretSource, Vault
 
 _RUNNING = StepStatus.RUNNING
@@ -130,6 +132,7 @@ class Engine:
         lease_ttl: float = 15.0,
         gate: StepGate | None = None,
         max_payload_bytes: int | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
@@ -152,6 +155,8 @@ class Engine:
         #: the largest step output, in bytes as JSON; None: no limit
         self.max_payload_bytes = max_payload_bytes
         self._compiled: dict[str, dict[str, _CompiledStep]] = {}
+        #: OpenTelemetry spans per execution, attempt and call; None: no tracing work at all
+        self.tracer = tracer
 
     async def run(
         self, workflow: Workflow, execution: Execution, *, lease: Lease | None = None
@@ -187,12 +192,12 @@ class Engine:
             )
         run = _Run(self, workflow, execution, lease, vault, restored)
         if vault is None:
-            return await run.drive()
+            return await (run.drive() if self.tracer is None else self.tracer.drive(run))
         from sire.secrets.redact import activate, deactivate
 
         token = activate(vault.redactor)  # for edges that show raw values (the debugger)
         try:
-            return await run.drive()
+            return await (run.drive() if self.tracer is None else self.tracer.drive(run))
         finally:
             deactivate(token)
 
@@ -220,6 +225,67 @@ class Engine:
             if workflow.digest:
                 self._compiled[workflow.digest] = compiled
         return compiled
+
+
+#: Step logs: a line longer than this is cut; an attempt keeps at most MAX_LOG_LINES lines
+#: (a note says how many more were dropped); lines are written LOG_DELAY s after the first
+#: one waiting (so `sire execution logs --follow` sees them while the step runs), and at
+#: the latest when the attempt ends, before its outcome.
+MAX_LOG_CHARS = 8192
+MAX_LOG_LINES = 1000
+LOG_DELAY = 0.2
+
+
+class _StepLog:
+    """The lines one step's tool logged that are not written yet."""
+
+    def __init__(self, run: _Run, key: str) -> None:
+        self.run = run
+        self.key = key
+        self.entries: list[LogEntry] = []
+        self.kept = 0
+        self.dropped = 0
+        self.attempt = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.writing: asyncio.Task[None] | None = None
+
+    def add(self, entry: LogEntry) -> None:
+        self.attempt = entry.attempt
+        if self.kept >= MAX_LOG_LINES:
+            self.dropped += 1
+            return
+        self.kept += 1
+        self.entries.append(entry)
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(LOG_DELAY, self.write_soon)
+
+    def write_soon(self) -> None:
+        self.timer = None
+        # Chained on the previous write, so lines reach the store in the order logged;
+        # a failure surfaces when the attempt ends and `close` awaits the chain.
+        self.writing = asyncio.create_task(
+            self.write(self.writing), name=f"sire-step-logs-{self.key}"
+        )
+
+    async def write(self, previous: asyncio.Task[None] | None) -> None:
+        entries, self.entries = self.entries, []
+        if previous is not None:
+            await previous
+        if entries:
+            await self.run.store.add_logs(self.run.lease, self.key, entries)
+
+    async def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.dropped:
+            note = f"{self.dropped} more log lines dropped (at most {MAX_LOG_LINES} an attempt)"
+            self.entries.append(
+                LogEntry(self.run.clock.time(), "warning", note, "sire", self.attempt)
+            )
+            self.dropped = 0
+        previous, self.writing = self.writing, None
+        await self.write(previous)
 
 
 def _restore(vault: Vault, execution: Execution) -> dict[str, Any]:
@@ -300,13 +366,17 @@ class _Run:
         # outputs stored before a resume are read back unsealed (`restored`) for dependents.
         self.vault = vault
         self.restored = restored or {}
+        self.trace: RunTrace | None = None  # set by the tracer, when tracing is on
+        self.logs: dict[str, _StepLog] = {}  # lines tools logged, by step key, not yet written
 
     async def drive(self) -> Execution:
         driver = self.driver = asyncio.current_task()
         assert driver is not None
+        bind_run(self.workflow.id, self.execution.id)  # log records of this run carry its ids
         heartbeat = asyncio.create_task(self.heartbeat(driver), name="sire-heartbeat")
         try:
-            await self.set_status(ExecutionStatus.RUNNING)
+            trace = self.trace
+            await self.set_status(ExecutionStatus.RUNNING, data=trace.data if trace else None)
             try:
                 self.servers = render_servers(self.workflow.servers, self.context)
             except TemplateError as exc:
@@ -561,10 +631,13 @@ class _Run:
                 report_progress=self.progress_reporter(key),
                 checkpoint=partial(self.checkpoint, key, attempt),
                 resume=resume or _NOTHING,
+                log=partial(self.log_line, key, attempt),
             )
             resume = None
             kind = "error"
             mocked = False
+            bind_attempt(ctx)
+            span = None if self.trace is None else self.trace.attempt(step, key, attempt, index)
             try:
                 if checks is not None:
                     checks.params(step, params)
@@ -587,6 +660,10 @@ class _Run:
             except SireError as exc:
                 error, kind = str(exc), ""
             except asyncio.CancelledError:
+                if span is not None:
+                    span.failed("cancelled", "cancelled")
+                if self.logs and self.stopping != "lost":
+                    await self.write_logs(key)
                 if self.stopping == "cancel":
                     state = StepState(
                         StepStatus.CANCELLED, attempts=attempt, finished_at=clock.time()
@@ -600,6 +677,10 @@ class _Run:
             except Exception as exc:  # a dispatcher broke its contract: fail the step, not Sire
                 error, kind = f"dispatcher error: {type(exc).__name__}: {exc}", ""
             else:
+                if span is not None:
+                    span.completed()
+                if self.logs:
+                    await self.write_logs(key)
                 await self.record(
                     key,
                     StepState(
@@ -612,6 +693,10 @@ class _Run:
                     ),
                 )
                 return _COMPLETED, output
+            if span is not None:
+                span.failed(error, kind)
+            if self.logs:
+                await self.write_logs(key)
             if kind not in policy.retry_on or attempt - spent >= policy.max_attempts:
                 status = await self.fail(
                     key, error, attempts=attempt, started_at=started, mocked=mocked
@@ -675,6 +760,27 @@ class _Run:
         now = self.clock.time()
         await self.record(key, StepState(_SKIPPED, error=SKIPPED_IN_DEBUGGER, finished_at=now))
         return _SKIPPED
+
+    def log_line(
+        self, key: str, attempt: int, level: str, message: str, logger: str | None
+    ) -> None:
+        """Keep a line the tool of attempt `attempt` of `key` logged (ctx.log), redacted."""
+        state = self.execution.step_states.get(key)
+        if state is None or state.status is not _RUNNING or state.attempts != attempt:
+            return  # too late: the attempt's logs are written
+        if self.vault is not None and self.vault.redactor:
+            mask = self.vault.redactor.text
+            message, logger = mask(message), logger and mask(logger)
+        buffer = self.logs.get(key)
+        if buffer is None:
+            buffer = self.logs[key] = _StepLog(self, key)
+        buffer.add(LogEntry(self.clock.time(), level, message[:MAX_LOG_CHARS], logger, attempt))
+
+    async def write_logs(self, key: str) -> None:
+        """Write what `key`'s attempt logged and has not been written yet (it is ending)."""
+        buffer = self.logs.pop(key, None)
+        if buffer is not None:
+            await buffer.close()
 
     async def checkpoint(self, key: str, attempt: int, data: Mapping[str, Any]) -> None:
         """Save `data` durably with attempt `attempt` of `key`, while it still runs."""
@@ -814,6 +920,7 @@ class _Run:
         *,
         outputs: dict[str, Any] | None = None,
         error: str | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
         execution = self.execution
         stored = outputs
@@ -827,7 +934,12 @@ class _Run:
         execution.outputs = outputs if outputs is not None else execution.outputs
         execution.error = error
         execution.updated_at = self.clock.time()
-        await self.store.update_execution(self.lease, status, outputs=stored, error=error)
+        if data:
+            await self.store.update_execution(
+                self.lease, status, outputs=stored, error=error, data=data
+            )
+        else:
+            await self.store.update_execution(self.lease, status, outputs=stored, error=error)
         self.observer.execution_changed(execution)
 
     def render_outputs(self) -> dict[str, Any]:

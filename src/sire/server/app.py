@@ -76,6 +76,12 @@ class Api:
         self._store: Store | None = None
         self.mux: Any = None
         self._workflows: dict[str, Workflow] = {}
+        from sire.observability.metrics import Metrics
+
+        #: what `/metrics` shows: the in-process agent's engine counts into it
+        self.metrics = Metrics()
+        #: seconds between counts of due and running executions for the queue gauges
+        self.metrics_interval = 5.0
 
     @property
     def store(self) -> Store:
@@ -216,6 +222,7 @@ def create_app(
     )
     app.state.api = api
     app.include_router(router)
+    _install_metrics(app, api)
     _install_errors(app)
     app.add_middleware(BodyLimit, limit=max_body_bytes or config.max_payload_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -229,12 +236,15 @@ async def _running(api: Api) -> AsyncIterator[None]:
 
     api._store = await open_store(api.db or api.config.db_url, home=api.config.home)
     api.mux = runtime.build_dispatcher(api.config)
+    from sire.observability.metrics import watch_queue
+
     stop = asyncio.Event()
     task: asyncio.Task[None] | None = None
+    active: Callable[[], int] = lambda: 0  # noqa: E731 - no agent, no leases
     if api.agent:
         from sire.agent.agent import Agent
 
-        engine = runtime.new_engine(api._store, api.mux, api.config)
+        engine = runtime.new_engine(api._store, api.mux, api.config, metrics=api.metrics)
         worker = Agent(
             engine,
             runtime.stored_workflow,
@@ -242,10 +252,16 @@ async def _running(api: Api) -> AsyncIterator[None]:
             poll_interval=api.poll_interval,
         )
         task = asyncio.create_task(_drive(api, worker.run(stop=stop)), name="sire-server-agent")
+        active = lambda: len(worker._busy)  # noqa: E731
+    watcher = asyncio.create_task(
+        watch_queue(api.metrics, api._store, active, stop, interval=api.metrics_interval),
+        name="sire-server-metrics",
+    )
     try:
         yield
     finally:
         stop.set()
+        await asyncio.gather(watcher, return_exceptions=True)
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
         await api.mux.aclose()
@@ -261,6 +277,20 @@ async def _drive(api: Api, run: Awaitable[None]) -> None:
         log.error("sire.server.agent_stopped error=%s", exc)
     finally:
         api.agent_state = "stopped"
+
+
+def _install_metrics(app: FastAPI, api: Api) -> None:
+    """`GET /metrics`: Prometheus' text format, without a token (as scrapers expect).
+
+    It names workflows, tools and counts, never inputs, outputs or execution ids.
+    """
+    from fastapi.responses import Response
+
+    from sire.observability.metrics import CONTENT_TYPE
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(api.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
 def _install_errors(app: FastAPI) -> None:

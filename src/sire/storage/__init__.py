@@ -2,8 +2,10 @@
 
 `Store` (base.py) is the protocol the engine writes every transition through;
 `MemoryStore` is the in-process implementation (and the fake for tests);
-`SQLiteStore` is the embedded default under `$SIRE_HOME`. `open_store` picks one
-from a URL: `sqlite:///path`, `memory:`, or None for `$SIRE_HOME/sire.db`.
+`SQLiteStore` is the embedded default under `$SIRE_HOME`; `PostgresStore` serves
+several agents on several hosts. `open_store` picks one from a URL:
+`sqlite:///path`, `postgresql://user@host/db`, `memory:`, or None for
+`$SIRE_HOME/sire.db`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ async def open_store(url: str | None, *, home: Path) -> Store:
         from sire.storage.memory import MemoryStore
 
         return MemoryStore()
+    if url is not None and url.startswith(("postgresql://", "postgres://")):
+        from sire.storage.postgres import open_postgres  # psycopg: only for such a URL
+
+        return await open_postgres(url)
     if url is None or url.startswith("sqlite:"):
         from sire.storage.sqlite import open_sqlite
 
@@ -35,7 +41,8 @@ async def open_store(url: str | None, *, home: Path) -> Store:
         return await open_sqlite(path, synchronous=synchronous)
     scheme = url.split(":", 1)[0]
     raise ConfigError(
-        f"store URL '{url}': unknown scheme '{scheme}:' (expected sqlite:///path or memory:)"
+        f"store URL '{url}': unknown scheme '{scheme}:' "
+        "(expected sqlite:///path, postgresql://... or memory:)"
     )
 
 

@@ -22,7 +22,7 @@ are written by the CLI and the HTTP server, one atomic call each.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from sire.model.execution import Execution, ExecutionStatus, StepState
@@ -46,8 +46,10 @@ class Lease(NamedTuple):
 class Event(NamedTuple):
     """One entry of an execution's append-only event log.
 
-    `kind` is `execution` (status changes; `key` is None) or `step` (transitions of
-    step or item `key`). `data` holds what changed: error, attempts, next_attempt.
+    `kind` is `execution` (status changes; `key` is None), `step` (transitions of
+    step or item `key`; `data` holds what changed: error, attempts, next_attempt) or
+    `log` (a line step `key`'s tool logged; `status` is its level, `data` holds
+    `message`, `logger` and `attempt`).
     """
 
     seq: int
@@ -57,6 +59,20 @@ class Event(NamedTuple):
     key: str | None
     status: str
     data: Mapping[str, Any] = {}
+
+
+class LogEntry(NamedTuple):
+    """One line a tool logged during a step's attempt, as `add_logs` stores it.
+
+    `level` is an MCP log level (`debug` … `emergency`); `logger` names the source
+    (the MCP notification's logger, or `stderr` for a stdio server's stderr).
+    """
+
+    at: float
+    level: str
+    message: str
+    logger: str | None
+    attempt: int
 
 
 class SecretRecord(NamedTuple):
@@ -162,6 +178,16 @@ class Store(Protocol):
         """Atomically replace the state of step (or item) `key`, with staged ones."""
         ...
 
+    async def add_logs(self, lease: Lease, key: str, entries: Sequence[LogEntry]) -> None:
+        """Append one `log` event per entry for step (or item) `key`, in order, atomically.
+
+        Staged transitions are written first, so a step's logs follow its `running`.
+
+        Raises:
+            StaleLeaseError: the lease was taken over; nothing was written.
+        """
+        ...
+
     async def update_execution(
         self,
         lease: Lease,
@@ -169,8 +195,13 @@ class Store(Protocol):
         *,
         outputs: Mapping[str, Any] | None = None,
         error: str | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
-        """Set the execution's status, and its outputs or error when it finishes."""
+        """Set the execution's status, and its outputs or error when it finishes.
+
+        `data` (JSON-able) goes into the status event's data beside `error`: a drive's
+        trace context rides on its `running` event.
+        """
         ...
 
     async def acquire_lease(self, execution_id: str, owner: str, ttl: float, now: float) -> Lease:

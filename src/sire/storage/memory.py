@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sire.errors import (
@@ -19,7 +19,15 @@ from sire.errors import (
     StoreError,
 )
 from sire.model.execution import Execution, ExecutionStatus, StepState, StepStatus
-from sire.storage.base import AuditEntry, Event, Lease, SecretRecord, Token, WorkflowVersion
+from sire.storage.base import (
+    AuditEntry,
+    Event,
+    Lease,
+    LogEntry,
+    SecretRecord,
+    Token,
+    WorkflowVersion,
+)
 
 _DRIVEN = (ExecutionStatus.RUNNING, ExecutionStatus.RETRYING)
 
@@ -100,6 +108,13 @@ class MemoryStore:
         self._flush()
         self._apply(lease, key, state)
 
+    async def add_logs(self, lease: Lease, key: str, entries: Sequence[LogEntry]) -> None:
+        self._flush()
+        self._fenced(lease)
+        for entry in entries:
+            data = {"message": entry.message, "logger": entry.logger, "attempt": entry.attempt}
+            self._event(lease.execution_id, "log", key, entry.level, data, entry.at)
+
     async def update_execution(
         self,
         lease: Lease,
@@ -107,6 +122,7 @@ class MemoryStore:
         *,
         outputs: Mapping[str, Any] | None = None,
         error: str | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
         self._flush()
         row = self._fenced(lease)
@@ -116,8 +132,10 @@ class MemoryStore:
             execution.outputs = copy.deepcopy(dict(outputs))
         execution.error = error
         execution.updated_at = time.time()
-        data = {"error": error} if error else {}
-        self._event(execution.id, "execution", None, status, data)
+        event = {"error": error} if error else {}
+        if data:
+            event.update(copy.deepcopy(dict(data)))
+        self._event(execution.id, "execution", None, status, event)
 
     # -- leases ---------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from sire.dispatch.dispatcher import DispatchContext
+from sire.dispatch.dispatcher import DispatchContext, ignore_log
 from sire.dispatch.toolschema import draft7
 
 if TYPE_CHECKING:
@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 #: The `_meta` key carrying the idempotency key (DESIGN §4).
 IDEMPOTENCY_KEY = "sire/idempotency-key"
+#: The `_meta` key by which a request opts in to the server's log notifications, from
+#: this level up (2026-07-28; handshake-era servers log to every session).
+LOG_LEVEL = "io.modelcontextprotocol/logLevel"
 
 Validator = Callable[[Any], Any]
 
@@ -59,6 +62,8 @@ def request_meta(ctx: DispatchContext) -> dict[str, Any]:
             meta["tracestate"] = tracestate
     else:
         meta["traceparent"] = new_traceparent()
+    if ctx.log is not ignore_log:  # 2026-07-28 servers log for a request only when asked
+        meta[LOG_LEVEL] = "debug"
     return meta
 
 

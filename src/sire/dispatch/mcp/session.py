@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from sire.dispatch.dispatcher import LogCallback
 from sire.dispatch.mcp.endpoint import Endpoint
 from sire.dispatch.mcp.mapping import Validator
 
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from mcp.client._transport import TransportStreams
     from mcp.shared._stream_protocols import ReadStream
     from mcp.shared.message import SessionMessage
-    from mcp_types import Tool
+    from mcp_types import LoggingMessageNotificationParams, Tool
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,9 @@ class Connection:
         validators: compiled `inputSchema` validators by tool name (None: not checkable).
         ready: done when connected and listed; its exception is a `ConnectError`.
         lost: set when the connection can no longer be used.
+        listeners: the log callbacks of the calls in flight that keep step logs: each
+            `notifications/message`, and each line of a stdio server's stderr, goes to
+            every one of them (`listen`).
     """
 
     def __init__(self, endpoint: Endpoint, connect_timeout: float) -> None:
@@ -88,6 +93,7 @@ class Connection:
         self.failure: Exception | None = None
         self._connect_timeout = connect_timeout
         self._stderr: _StderrTail | None = None
+        self.listeners: list[LogCallback] = []
         self._sdk_transport = os.environ.get("SIRE_MCP_TRANSPORT", "").lower() == "sdk"
         self.task = asyncio.create_task(self._run(), name=f"sire.mcp {endpoint.describe()}")
 
@@ -98,6 +104,34 @@ class Connection:
     def close(self) -> None:
         """End the connection; calls still in flight fail as closed."""
         self.lost.set()
+
+    @contextlib.contextmanager
+    def listen(self, log: LogCallback) -> Iterator[None]:
+        """Send the server's log lines to `log` while the block (one call) runs.
+
+        MCP log notifications carry no request id, and stderr none either: a line goes to
+        every call in flight on this connection that listens, which is exact while one
+        call runs at a time.
+        """
+        self.listeners.append(log)
+        try:
+            yield
+        finally:
+            self.listeners.remove(log)
+
+    async def _on_log(self, params: LoggingMessageNotificationParams) -> None:
+        """The SDK's logging callback: a `notifications/message` to the listening calls."""
+        if not self.listeners:
+            return
+        data = params.data
+        message = data if isinstance(data, str) else json.dumps(data, default=str)
+        for listener in list(self.listeners):
+            listener(params.level, message, params.logger)
+
+    def _on_stderr(self, line: str) -> None:
+        """A line of a stdio server's stderr, to the listening calls."""
+        for listener in list(self.listeners):
+            listener("info", line, "stderr")
 
     async def reason(self, wait: float) -> str:
         """Why the connection ended, in words, waiting up to `wait` s for it to wind down."""
@@ -143,11 +177,13 @@ class Connection:
         errlog: TextIO | None = None
         if self.endpoint.is_stdio:
             self._stderr, errlog = await _StderrTail.open(self.endpoint.describe())
+            self._stderr.on_line = self._on_stderr
         client = Client(
             _transport(self.endpoint, errlog, self.lost, sdk=self._sdk_transport),
             mode="auto",
             client_info=Implementation(name="sire", version=__version__),
             cache=None,
+            logging_callback=self._on_log,
         )
         try:
             # asyncio's timeout, not anyio's: a cancel scope may not close while the
@@ -388,6 +424,9 @@ class _StderrTail(asyncio.Protocol):
     def __init__(self, label: str) -> None:
         self._label = label
         self._data = bytearray()
+        self._line = bytearray()  # the last line's start, until its newline comes
+        #: called with each complete line (a step's log while a call is in flight)
+        self.on_line: Callable[[str], None] | None = None
         self._eof = asyncio.Event()
         self._transport: asyncio.BaseTransport | None = None
 
@@ -420,6 +459,14 @@ class _StderrTail(asyncio.Protocol):
         if log.isEnabledFor(logging.DEBUG):
             text = data.decode(errors="replace").rstrip()
             log.debug("sire.mcp.server_stderr endpoint=%s text=%s", self._label, text)
+        if self.on_line is not None:
+            self._line += data
+            *lines, rest = self._line.split(b"\n")
+            self._line = rest if len(rest) <= _STDERR_KEEP_BYTES else rest[-_STDERR_KEEP_BYTES:]
+            for line in lines:
+                text = line.decode(errors="replace").rstrip()
+                if text:
+                    self.on_line(text)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof.set()

@@ -15,14 +15,22 @@ import re
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sire.errors import StoreError
 from sire.model.execution import Execution, ExecutionStatus, StepState
-from sire.storage.base import AuditEntry, Event, Lease, SecretRecord, Token, WorkflowVersion
-from sire.storage.sqlite import security
+from sire.storage.base import (
+    AuditEntry,
+    Event,
+    Lease,
+    LogEntry,
+    SecretRecord,
+    Token,
+    WorkflowVersion,
+)
+from sire.storage.sqlite import logs, security
 from sire.storage.sqlite.jobs import EXECUTION_STATUS, Jobs, Transition
 from sire.storage.sqlite.writer import Writer
 
@@ -193,6 +201,23 @@ class SQLiteStore:
         transition = self._transition(lease, key, state)
         await self._submit(Jobs.record, transition, staged=self._take_staged())
 
+    async def add_logs(self, lease: Lease, key: str, entries: Sequence[LogEntry]) -> None:
+        eid = lease.execution_id
+        encoded = [
+            (
+                entry.at,
+                entry.level,
+                self._json(
+                    {"message": entry.message, "logger": entry.logger, "attempt": entry.attempt},
+                    f"execution {eid}: a log line of step '{key}'",
+                ),
+            )
+            for entry in entries
+        ]
+        await self._submit(
+            logs.add_logs, eid, lease.token, key, encoded, staged=self._take_staged()
+        )
+
     async def update_execution(
         self,
         lease: Lease,
@@ -200,14 +225,18 @@ class SQLiteStore:
         *,
         outputs: Mapping[str, Any] | None = None,
         error: str | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
         eid = lease.execution_id
         encoded = None if outputs is None else self._json(outputs, f"execution {eid}: outputs")
-        data = self._json({"error": error}, f"execution {eid}: error") if error else "{}"
+        event = {"error": error} if error else {}
+        if data:
+            event.update(data)
+        event_data = self._json(event, f"execution {eid}: error") if event else "{}"
         await self._submit(
             Jobs.update,
             (str(status), encoded, error, eid, lease.token),
-            data,
+            event_data,
             staged=self._take_staged(),
         )
 

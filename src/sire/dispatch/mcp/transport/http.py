@@ -116,6 +116,9 @@ class _HttpTransport:
         headers = self._headers()
         if metadata is not None and metadata.headers:
             headers.update(metadata.headers)
+        if is_request:
+            assert isinstance(message, JSONRPCRequest)
+            headers.update(_trace_headers(message))
         if is_request and metadata is not None and metadata.resumption_token:
             assert isinstance(message, JSONRPCRequest)
             headers[_LAST_EVENT_ID] = metadata.resumption_token
@@ -422,6 +425,22 @@ def _readable(transport: asyncio.Transport | None) -> bool:
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     return bool(poller.poll(0))
+
+
+def _trace_headers(message: JSONRPCRequest) -> dict[str, str]:
+    """The W3C trace context of a request's `_meta`, as HTTP headers.
+
+    A server (or a proxy in front of it) that traces by header joins the trace as one
+    reading `_meta` does.
+    """
+    meta = message.params.get("_meta") if message.params else None
+    if not isinstance(meta, dict):
+        return {}
+    return {
+        name: value
+        for name in ("traceparent", "tracestate")
+        if isinstance(value := meta.get(name), str)
+    }
 
 
 def _within_origin(url: str, location: str) -> bool:
