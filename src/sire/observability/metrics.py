@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from sire.engine.engine import NullObserver
 from sire.errors import (
     SireError,
     ToolError,
@@ -170,7 +171,7 @@ def _kind(exc: BaseException, ctx: DispatchContext) -> str:
     return "error"
 
 
-class MetricsObserver:
+class MetricsObserver(NullObserver):
     """An EngineObserver counting executions started and finished, step failures and retries."""
 
     def __init__(self, metrics: Metrics) -> None:
@@ -183,16 +184,6 @@ class MetricsObserver:
             self.metrics.step_failures.labels(execution.workflow_id).inc()
         elif status is StepStatus.RETRYING:
             self.metrics.step_retries.labels(execution.workflow_id).inc()
-
-    def step_progress(
-        self,
-        execution: Execution,
-        key: str,
-        progress: float,
-        total: float | None,
-        message: str | None,
-    ) -> None:
-        return None
 
     def execution_changed(self, execution: Execution) -> None:
         status = execution.status
