@@ -14,6 +14,7 @@ from sire.engine.engine import Engine
 from sire.model.execution import Execution, ExecutionStatus, StepStatus, new_execution_id
 from sire.model.loader import parse_workflow
 from sire.model.workflow import Workflow
+from sire.storage.base import Store
 from sire.testing import FakeClock, MemoryStore
 
 BOUND = 5.0
@@ -57,7 +58,7 @@ def loader(workflow_hash: str, source: str) -> Workflow:
     return parse_workflow(source, digest=workflow_hash)
 
 
-async def pending(store: MemoryStore, n: int) -> list[str]:
+async def pending(store: Store, n: int) -> list[str]:
     ids = []
     for _ in range(n):
         execution = Execution(new_execution_id(), WORKFLOW.id, WORKFLOW.digest)
@@ -66,7 +67,7 @@ async def pending(store: MemoryStore, n: int) -> list[str]:
     return ids
 
 
-def agent(store: MemoryStore, tools: Tools, owner: str, **kw: Any) -> Agent:
+def agent(store: Store, tools: Tools, owner: str, **kw: Any) -> Agent:
     mux = DispatcherMux({"sire": InProcessDispatcher(tools.server)}, entry_points=False)
     engine = Engine(store, mux, owner=owner, clock=kw.pop("clock", None))
     return Agent(engine, loader, poll_interval=0.01, **kw)

@@ -1,21 +1,37 @@
-"""Agent: the claim loop over a Store, driving each claimed execution with one Engine."""
+"""Agent: the claim loop over a Store, driving each claimed execution with one Engine.
+
+High availability: any number of agents share a store. Each heartbeats its membership;
+one, the leader, holds the store's leader lease `agents` (renewed every third of its
+ttl; its term grows at every change of hands) and only the leader claims due
+executions, and drives what it claims. The others stand by and take the lease over
+when it lapses or is released. The leader lease only decides who scans: each
+execution is still driven under its own fenced lease, so two agents that both
+believe they lead (a paused former leader) still never drive one execution at once,
+and a late write by a former owner is refused. `run(once=True)` (a one-shot drain)
+takes no part in the election.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import Callable
 
 from sire.engine.engine import Engine
-from sire.errors import SireError
+from sire.errors import SireError, StaleLeaseError
 from sire.model.execution import Execution
 from sire.model.workflow import Workflow
-from sire.storage.base import Lease
+from sire.storage.base import Leadership, Lease
 
 log = logging.getLogger(__name__)
 
 WorkflowLoader = Callable[[str, str], Workflow]
+
+#: the name of the leader lease the agents of one store compete for
+LEADER = "agents"
 
 
 class Agent:
@@ -26,6 +42,8 @@ class Agent:
         load: builds a Workflow from `(workflow_hash, source)`; called once per hash.
         concurrency: executions driven at once.
         poll_interval: seconds between claims when there is nothing to do.
+        leader_ttl: seconds the leader lease lasts unrenewed; members heartbeat and the
+            leader renews every third of it.
     """
 
     def __init__(
@@ -35,6 +53,7 @@ class Agent:
         *,
         concurrency: int = 16,
         poll_interval: float = 0.5,
+        leader_ttl: float = 15.0,
     ) -> None:
         self.engine = engine
         self.store = engine.store
@@ -45,6 +64,10 @@ class Agent:
         self.failures = 0
         self._workflows: dict[str, Workflow] = {}
         self._busy: set[asyncio.Task[None]] = set()
+        self.leader_ttl = leader_ttl
+        self.leadership: Leadership | None = None
+        self.info = {"pid": os.getpid(), "host": socket.gethostname(), "concurrency": concurrency}
+        self._next_tick = 0.0
 
     async def run(self, *, once: bool = False, stop: asyncio.Event | None = None) -> None:
         """Claim and drive until `stop` is set; with `once`, until nothing is due."""
@@ -52,9 +75,11 @@ class Agent:
         wake = asyncio.Event()
         try:
             while not stop.is_set():
+                if not once:
+                    await self._tick()
                 free = self.concurrency - len(self._busy)
                 claimed: list[Lease] = []
-                if free > 0:
+                if free > 0 and (once or self.leadership is not None):
                     now = self.engine.clock.time()
                     claimed = await self.store.claim_executions(
                         self.engine.owner, self.engine.lease_ttl, now, limit=free
@@ -80,6 +105,40 @@ class Agent:
                         waiter.cancel()
         finally:
             await self._interrupt_all()
+            if not once:
+                await self._leave()
+
+    async def _tick(self) -> None:
+        """Every third of `leader_ttl`: keep, lose or take the leader lease; heartbeat."""
+        loop_now = asyncio.get_running_loop().time()
+        if loop_now < self._next_tick:
+            return
+        self._next_tick = loop_now + self.leader_ttl / 3
+        owner, now = self.engine.owner, self.engine.clock.time()
+        if self.leadership is not None:
+            try:
+                self.leadership = await self.store.renew_leadership(
+                    self.leadership, self.leader_ttl, now
+                )
+            except StaleLeaseError as exc:
+                log.warning("sire.agent.leadership_lost owner=%s error=%s", owner, exc)
+                self.leadership = None
+        if self.leadership is None:
+            self.leadership = await self.store.acquire_leadership(
+                LEADER, owner, self.leader_ttl, now
+            )
+            if self.leadership is not None:
+                log.info("sire.agent.leading owner=%s term=%d", owner, self.leadership.term)
+        info = {**self.info, "leader": self.leadership is not None, "busy": len(self._busy)}
+        await self.store.heartbeat_member(owner, now, info)
+
+    async def _leave(self) -> None:
+        """Give the leader lease up and leave the members (best effort: we are stopping)."""
+        with contextlib.suppress(SireError):
+            if self.leadership is not None:
+                await self.store.release_leadership(self.leadership)
+            await self.store.remove_member(self.engine.owner)
+        self.leadership = None
 
     async def _drive(self, lease: Lease, wake: asyncio.Event) -> None:
         try:

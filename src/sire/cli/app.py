@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from sire.cli.common import FileArgument, JsonFlag, VerboseFlag, emit_json
-from sire.cli.executions import agent, execution_app
+from sire.cli.executions import agent_app, execution_app
 from sire.cli.mcp import mcp_app
 from sire.cli.run import run
 from sire.cli.secrets import secret_app
@@ -275,7 +275,7 @@ def tool_list(
 
 app.add_typer(execution_app, name="execution")
 app.add_typer(mcp_app, name="mcp")
-app.command("agent")(agent)
+app.add_typer(agent_app, name="agent")
 app.command("test")(run_tests)
 app.command("init")(init)
 

@@ -1,4 +1,4 @@
-"""`sire execution list|show|resume|debug|cancel|logs` and `sire agent`: steering executions."""
+"""`sire execution list|show|resume|debug|cancel|logs`, `sire agent [status]`: steering runs."""
 
 from __future__ import annotations
 
@@ -280,7 +280,14 @@ def json_line(document: dict[str, Any]) -> str:
     return json.dumps(document, default=str)
 
 
+# `sire agent [OPTIONS]` runs an agent; `sire agent status` reports on all of them. A
+# group whose callback is the agent itself, run only when no subcommand follows.
+agent_app = typer.Typer(invoke_without_command=True)
+
+
+@agent_app.callback()
 def agent(
+    ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="Drain what is due, then exit.")] = False,
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Executions driven at once.")
@@ -303,7 +310,13 @@ def agent(
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ) -> None:
-    """Drive pending and abandoned executions until stopped (SIGTERM or Ctrl-C)."""
+    """Drive pending and abandoned executions until stopped (SIGTERM or Ctrl-C).
+
+    With several agents on one store, one leads (claims due executions) and the others
+    stand by; `sire agent status` shows which.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     import signal
 
     from sire.agent.agent import Agent
@@ -356,3 +369,58 @@ def agent(
         print(
             f"agent stopped: {worker.driven} executions driven, {worker.failures} failed to drive"
         )
+
+
+@agent_app.command("status")
+def agent_status(
+    since: Annotated[
+        float,
+        typer.Option("--since", min=0, help="Members seen within this many seconds."),
+    ] = 60.0,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show the leader agent and the members heard from lately."""
+    from sire.agent.agent import LEADER
+    from sire.storage.base import Leadership, Member
+
+    now = time.time()
+
+    async def use(store: Store, config: Config) -> tuple[Leadership | None, list[Member]]:
+        return await store.get_leader(LEADER), await store.list_members(now - since)
+
+    leader, members = with_store(db, use)
+    live = leader is not None and leader.expires_at > now
+    if as_json:
+        emit_json(
+            {
+                "leader": None
+                if leader is None
+                else {
+                    "owner": leader.owner,
+                    "term": leader.term,
+                    "expires_at": leader.expires_at,
+                    "live": live,
+                },
+                "members": [
+                    {
+                        "owner": m.owner,
+                        "last_seen": m.last_seen,
+                        "leader": live and leader is not None and m.owner == leader.owner,
+                        "info": dict(m.info),
+                    }
+                    for m in members
+                ],
+            }
+        )
+        return
+    if leader is None:
+        print("leader: none")
+    else:
+        state = f"lease {leader.expires_at - now:.1f}s left" if live else "lease lapsed"
+        print(f"leader: {leader.owner} (term {leader.term}, {state})")
+    print(f"members: {len(members)}")
+    for m in members:
+        mark = "*" if live and leader is not None and m.owner == leader.owner else " "
+        where = " ".join(f"{k}={m.info[k]}" for k in ("host", "pid") if k in m.info)
+        print(f"{mark} {m.owner}  seen {now - m.last_seen:.1f}s ago  {where}".rstrip())

@@ -18,6 +18,9 @@ Guarantees callers may rely on:
 The security records (secrets, registered workflows, API tokens with their grants,
 the audit log) live in the same store, beside the executions, with no lease: they
 are written by the CLI and the HTTP server, one atomic call each.
+
+Agents coordinate through the store too: a named leader lease (`acquire_leadership`)
+whose `term` grows every time it changes hands, and membership heartbeats.
 """
 
 from __future__ import annotations
@@ -123,6 +126,27 @@ class AuditEntry(NamedTuple):
     target: str
     allowed: bool
     detail: Mapping[str, Any] = {}
+
+
+class Leadership(NamedTuple):
+    """The leader lease `name`, held by `owner` until `expires_at`.
+
+    `term` is its fencing number: it grows every time the lease changes hands (or is
+    taken again after it lapsed), so a former leader's renewal is recognisably stale.
+    """
+
+    name: str
+    owner: str
+    term: int
+    expires_at: float
+
+
+class Member(NamedTuple):
+    """An agent that announced itself with `heartbeat_member`; `info` is JSON."""
+
+    owner: str
+    last_seen: float
+    info: Mapping[str, Any] = {}
 
 
 class Store(Protocol):
@@ -331,6 +355,47 @@ class Store(Protocol):
 
     async def list_audit(self, *, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
         """Audit entries with `seq > after`, oldest first."""
+        ...
+
+    # -- agents: leader lease and membership -------------------------------------------
+
+    async def acquire_leadership(
+        self, name: str, owner: str, ttl: float, now: float
+    ) -> Leadership | None:
+        """Take (or keep) the leader lease `name` until `now + ttl`; None if another holds it.
+
+        Granted when no one holds it, it lapsed (`expires_at <= now`) or was released,
+        or `owner` holds it already (then the term stays). Every other grant moves the
+        term up by one; the first grant has term 1.
+        """
+        ...
+
+    async def renew_leadership(self, leadership: Leadership, ttl: float, now: float) -> Leadership:
+        """Extend the leader lease to `now + ttl` if its term and owner are still these.
+
+        Raises:
+            StaleLeaseError: the lease changed hands (or was released) since.
+        """
+        ...
+
+    async def release_leadership(self, leadership: Leadership) -> None:
+        """Give the leader lease up (a no-op when it changed hands); the term is kept."""
+        ...
+
+    async def get_leader(self, name: str) -> Leadership | None:
+        """The leader lease `name` as stored (maybe lapsed); None if unheld or released."""
+        ...
+
+    async def heartbeat_member(self, owner: str, now: float, info: Mapping[str, Any]) -> None:
+        """Record that agent `owner` is alive at `now`, with `info` (JSON) about it."""
+        ...
+
+    async def list_members(self, since: float = 0.0) -> list[Member]:
+        """The agents last seen at or after `since`, by owner."""
+        ...
+
+    async def remove_member(self, owner: str) -> None:
+        """Forget agent `owner` (it stopped cleanly)."""
         ...
 
     async def aclose(self) -> None:

@@ -22,8 +22,10 @@ from sire.model.execution import Execution, ExecutionStatus, StepState, StepStat
 from sire.storage.base import (
     AuditEntry,
     Event,
+    Leadership,
     Lease,
     LogEntry,
+    Member,
     SecretRecord,
     Token,
     WorkflowVersion,
@@ -55,6 +57,8 @@ class MemoryStore:
         self._workflows: dict[str, list[WorkflowVersion]] = {}
         self._tokens: dict[str, Token] = {}
         self._audit: list[AuditEntry] = []
+        self._leaders: dict[str, tuple[str | None, int, float]] = {}
+        self._members: dict[str, Member] = {}
 
     # -- executions -------------------------------------------------------------
 
@@ -276,6 +280,51 @@ class MemoryStore:
 
     async def list_audit(self, *, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
         return copy.deepcopy(self._audit[after : after + limit])
+
+    # -- agents -----------------------------------------------------------------------
+
+    async def acquire_leadership(
+        self, name: str, owner: str, ttl: float, now: float
+    ) -> Leadership | None:
+        holder, term, expires_at = self._leaders.get(name, (None, 0, 0.0))
+        if holder == owner and expires_at > now:
+            pass  # kept: same term
+        elif holder is not None and expires_at > now:
+            return None
+        else:
+            term += 1
+        self._leaders[name] = (owner, term, now + ttl)
+        return Leadership(name, owner, term, now + ttl)
+
+    async def renew_leadership(self, leadership: Leadership, ttl: float, now: float) -> Leadership:
+        name = leadership.name
+        holder, term, _ = self._leaders.get(name, (None, 0, 0.0))
+        if holder != leadership.owner or term != leadership.term:
+            raise StaleLeaseError(
+                f"leader lease '{name}': term {leadership.term} of {leadership.owner} is stale "
+                f"(current {term}); another agent took over"
+            )
+        self._leaders[name] = (holder, term, now + ttl)
+        return leadership._replace(expires_at=now + ttl)
+
+    async def release_leadership(self, leadership: Leadership) -> None:
+        holder, term, _ = self._leaders.get(leadership.name, (None, 0, 0.0))
+        if holder == leadership.owner and term == leadership.term:
+            self._leaders[leadership.name] = (None, term, 0.0)
+
+    async def get_leader(self, name: str) -> Leadership | None:
+        holder, term, expires_at = self._leaders.get(name, (None, 0, 0.0))
+        return None if holder is None else Leadership(name, holder, term, expires_at)
+
+    async def heartbeat_member(self, owner: str, now: float, info: Mapping[str, Any]) -> None:
+        self._members[owner] = Member(owner, now, copy.deepcopy(dict(info)))
+
+    async def list_members(self, since: float = 0.0) -> list[Member]:
+        found = [m for m in self._members.values() if m.last_seen >= since]
+        return copy.deepcopy(sorted(found))
+
+    async def remove_member(self, owner: str) -> None:
+        self._members.pop(owner, None)
 
     async def aclose(self) -> None:
         self._flush()

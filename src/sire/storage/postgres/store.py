@@ -35,14 +35,16 @@ from sire.model.execution import Execution, ExecutionStatus, StepState, StepStat
 from sire.storage.base import (
     AuditEntry,
     Event,
+    Leadership,
     Lease,
     LogEntry,
+    Member,
     SecretRecord,
     Token,
     WorkflowVersion,
 )
+from sire.storage.postgres import agents, security
 from sire.storage.postgres import queries as Q
-from sire.storage.postgres import security
 from sire.storage.postgres.schema import migrate, redact, store_error
 
 #: How long a staged transition waits for a durable write to carry it before it is
@@ -420,6 +422,39 @@ class PostgresStore:
     async def list_audit(self, *, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
         async with self._connection() as conn:
             return await security.list_audit(conn, after, limit)
+
+    # -- agents ---------------------------------------------------------------------------
+
+    async def acquire_leadership(
+        self, name: str, owner: str, ttl: float, now: float
+    ) -> Leadership | None:
+        async with self._connection() as conn:
+            return await agents.acquire_leadership(conn, name, owner, ttl, now)
+
+    async def renew_leadership(self, leadership: Leadership, ttl: float, now: float) -> Leadership:
+        async with self._connection() as conn:
+            return await agents.renew_leadership(conn, leadership, ttl, now)
+
+    async def release_leadership(self, leadership: Leadership) -> None:
+        async with self._connection() as conn:
+            await agents.release_leadership(conn, leadership)
+
+    async def get_leader(self, name: str) -> Leadership | None:
+        async with self._connection() as conn:
+            return await agents.get_leader(conn, name)
+
+    async def heartbeat_member(self, owner: str, now: float, info: Mapping[str, Any]) -> None:
+        encoded = self._json(dict(info), f"agent {owner}'s info")
+        async with self._connection() as conn:
+            await agents.heartbeat_member(conn, owner, now, encoded)
+
+    async def list_members(self, since: float = 0.0) -> list[Member]:
+        async with self._connection() as conn:
+            return await agents.list_members(conn, since)
+
+    async def remove_member(self, owner: str) -> None:
+        async with self._connection() as conn:
+            await agents.remove_member(conn, owner)
 
     async def aclose(self) -> None:
         """Write the staged transitions and close the pool's connections.

@@ -24,13 +24,15 @@ from sire.model.execution import Execution, ExecutionStatus, StepState
 from sire.storage.base import (
     AuditEntry,
     Event,
+    Leadership,
     Lease,
     LogEntry,
+    Member,
     SecretRecord,
     Token,
     WorkflowVersion,
 )
-from sire.storage.sqlite import logs, security
+from sire.storage.sqlite import agents, logs, security
 from sire.storage.sqlite.jobs import EXECUTION_STATUS, Jobs, Transition
 from sire.storage.sqlite.writer import Writer
 
@@ -319,6 +321,32 @@ class SQLiteStore:
 
     async def list_audit(self, *, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
         return await self._submit(security.list_audit, after, limit, write=False)
+
+    # -- agents ---------------------------------------------------------------------------
+
+    async def acquire_leadership(
+        self, name: str, owner: str, ttl: float, now: float
+    ) -> Leadership | None:
+        return await self._submit(agents.acquire_leadership, name, owner, ttl, now)
+
+    async def renew_leadership(self, leadership: Leadership, ttl: float, now: float) -> Leadership:
+        return await self._submit(agents.renew_leadership, leadership, ttl, now)
+
+    async def release_leadership(self, leadership: Leadership) -> None:
+        await self._submit(agents.release_leadership, leadership)
+
+    async def get_leader(self, name: str) -> Leadership | None:
+        return await self._submit(agents.get_leader, name, write=False)
+
+    async def heartbeat_member(self, owner: str, now: float, info: Mapping[str, Any]) -> None:
+        encoded = self._json(dict(info), f"agent {owner}'s info")
+        await self._submit(agents.heartbeat_member, owner, now, encoded)
+
+    async def list_members(self, since: float = 0.0) -> list[Member]:
+        return await self._submit(agents.list_members, since, write=False)
+
+    async def remove_member(self, owner: str) -> None:
+        await self._submit(agents.remove_member, owner)
 
     async def aclose(self) -> None:
         """Write the staged transitions, stop the writer thread and close the file.
