@@ -339,7 +339,12 @@ def agent(
         store = await open_store(db or config.db_url, home=config.home)
         dispatcher = runtime.build_dispatcher(config)
         engine = runtime.new_engine(store, dispatcher, config, metrics=metrics)
-        worker = Agent(engine, runtime.stored_workflow, concurrency=concurrency)
+        worker = Agent(
+            engine,
+            runtime.stored_workflow,
+            concurrency=concurrency,
+            leader_ttl=_leader_ttl(),
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -369,6 +374,29 @@ def agent(
         print(
             f"agent stopped: {worker.driven} executions driven, {worker.failures} failed to drive"
         )
+
+
+def _leader_ttl() -> float:
+    """The leader lease's ttl: `SIRE_LEADER_TTL` (a duration, e.g. 2s), else 15 s.
+
+    Raises:
+        ConfigError: the variable is not a positive duration.
+    """
+    import os
+
+    from sire.errors import ConfigError
+    from sire.model.durations import parse_duration
+
+    raw = os.environ.get("SIRE_LEADER_TTL")
+    if raw is None:
+        return 15.0
+    try:
+        ttl = parse_duration(raw)
+    except ValueError:
+        raise ConfigError(f"SIRE_LEADER_TTL={raw!r} is not a duration (e.g. 15s)") from None
+    if ttl <= 0:
+        raise ConfigError("SIRE_LEADER_TTL must be more than 0")
+    return ttl
 
 
 @agent_app.command("status")
