@@ -19,6 +19,7 @@ from pathlib import Path
 from _common import best_of, parse_args, report
 from bench_engine import SERVER, chain, direct_echo, fan_out, layered, run_once
 from sire.agent.agent import Agent
+from sire.artifacts import Artifacts, LocalArtifacts
 from sire.dispatch.inprocess import InProcessDispatcher
 from sire.dispatch.mux import DispatcherMux
 from sire.engine.engine import Engine
@@ -50,7 +51,9 @@ async def durable_run(workflow: Workflow, path: Path, synchronous: str) -> float
     store = await open_sqlite(path, synchronous=synchronous)
     try:
         mux = DispatcherMux({"sire": InProcessDispatcher(SERVER)}, entry_points=False)
-        return await run_once(workflow, Engine(store, mux))
+        # As `sire run` configures it: every output's size checked against the threshold.
+        artifacts = Artifacts(LocalArtifacts(path.parent / "artifacts"))
+        return await run_once(workflow, Engine(store, mux, artifacts=artifacts))
     finally:
         await store.aclose()
 

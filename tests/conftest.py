@@ -18,6 +18,8 @@ def sire_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     home = tmp_path_factory.mktemp("sire-home")
     monkeypatch.setenv("SIRE_HOME", str(home))
     monkeypatch.delenv("SIRE_DB", raising=False)
+    monkeypatch.delenv("SIRE_ARTIFACTS", raising=False)
+    monkeypatch.delenv("SIRE_ARTIFACT_THRESHOLD", raising=False)
     return home
 
 

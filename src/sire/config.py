@@ -16,6 +16,7 @@ from sire.model.workflow import ServerSpec
 
 DEFAULT_MAX_PAYLOAD = 10 * 1024 * 1024
 DEFAULT_LEASE_TTL = 15.0
+DEFAULT_ARTIFACT_THRESHOLD = 256 * 1024
 
 
 class Config(NamedTuple):
@@ -30,6 +31,9 @@ class Config(NamedTuple):
         http_allow_hosts: hosts `http.request` may reach (None: any).
         max_payload_bytes: the largest input or output a tool may take or give.
         lease_ttl: how long a driver's lease lasts unrenewed (renewed every third of it).
+        artifacts_url: where outputs above `artifact_threshold` bytes go (`SIRE_ARTIFACTS`,
+            `artifacts.url`); None: `home/artifacts`.
+        artifact_threshold: the largest output (bytes as JSON) kept in the state database.
     """
 
     home: Path
@@ -40,6 +44,8 @@ class Config(NamedTuple):
     http_allow_hosts: tuple[str, ...] | None = None
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD
     lease_ttl: float = 15.0
+    artifacts_url: str | None = None
+    artifact_threshold: int = DEFAULT_ARTIFACT_THRESHOLD
 
     @property
     def cache_dir(self) -> Path:
@@ -84,7 +90,24 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         http_allow_hosts=hosts,
         max_payload_bytes=reader.integer("limits.max_payload_bytes", DEFAULT_MAX_PAYLOAD),
         lease_ttl=_lease_ttl(environ, reader),
+        artifacts_url=environ.get("SIRE_ARTIFACTS") or reader.string("artifacts.url"),
+        artifact_threshold=_artifact_threshold(environ, reader),
     )
+
+
+def _artifact_threshold(environ: Mapping[str, str], reader: _Reader) -> int:
+    raw = environ.get("SIRE_ARTIFACT_THRESHOLD")
+    if raw is None:
+        return reader.integer("artifacts.threshold", DEFAULT_ARTIFACT_THRESHOLD)
+    try:
+        threshold = int(raw)
+    except ValueError:
+        threshold = -1
+    if threshold < 0:
+        raise ConfigError(
+            f"SIRE_ARTIFACT_THRESHOLD={raw!r} is not a size in bytes (e.g. 262144)"
+        )
+    return threshold
 
 
 def _lease_ttl(environ: Mapping[str, str], reader: _Reader) -> float:

@@ -1,4 +1,4 @@
-"""`sire execution list|show|resume|debug|cancel|logs`, `sire agent [status]`: steering runs."""
+"""`sire execution list|show|resume|debug|cancel|prune|logs`, `sire agent [status]`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from sire.artifacts import Artifacts, configured, resolve_execution
 from sire.cli.common import (
     DbOption,
     JsonFlag,
@@ -65,7 +66,9 @@ def show(
     from sire.model.durations import format_duration
 
     async def use(store: Store, config: Config) -> Execution:
-        return await store.get_execution(execution_id)
+        return await resolve_execution(
+            artifacts_of(config), await store.get_execution(execution_id)
+        )
 
     execution = with_store(db, use)
     if as_json:
@@ -215,6 +218,66 @@ def cancel(
         print(
             f"execution {execution.id}: cancel requested; its driver stops it at its next heartbeat"
         )
+
+
+@execution_app.command("prune")
+def prune(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            help="Only executions last updated longer ago than this (e.g. 30d, 12h, 0s).",
+        ),
+    ],
+    status: Annotated[
+        list[ExecutionStatus] | None,
+        typer.Option("--status", help="Only these finished statuses [default: all three]."),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+    verbose: VerboseFlag = False,
+) -> None:
+    """Delete finished executions with their steps, events, logs and artifacts."""
+    from sire.errors import InputError
+    from sire.model.durations import parse_duration
+    from sire.storage.base import FINISHED
+
+    try:
+        age = parse_duration(older_than)
+    except ValueError as exc:
+        raise InputError(f"--older-than {older_than!r}: {exc}") from None
+    statuses = tuple(status or FINISHED)
+    unfinished = [str(s) for s in statuses if not s.finished]
+    if unfinished:
+        raise InputError(
+            f"--status {', '.join(unfinished)}: only finished executions (completed, failed, "
+            "cancelled) can be pruned"
+        )
+
+    async def use(store: Store, config: Config) -> tuple[list[str], int]:
+        artifacts = artifacts_of(config).store
+        now = time.time()
+        pruned: list[str] = []
+        removed = 0
+        while batch := await store.delete_executions(
+            before=now - age, now=now, statuses=statuses, limit=500
+        ):
+            pruned += batch
+            # After the rows: a failure here leaves unreferenced files, never a dangling URI.
+            for execution_id in batch:
+                removed += await artifacts.delete_execution(execution_id)
+        return pruned, removed
+
+    pruned, removed = with_store(db, use)
+    if as_json:
+        emit_json({"pruned": pruned, "artifacts": removed})
+        return
+    noun = "execution" if len(pruned) == 1 else "executions"
+    print(f"pruned {len(pruned)} {noun} ({removed} artifacts)")
+
+
+def artifacts_of(config: Config) -> Artifacts:
+    return configured(config.artifacts_url, config.artifact_threshold, config.home)
 
 
 @execution_app.command("logs")

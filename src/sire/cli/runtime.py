@@ -111,6 +111,7 @@ def new_engine(
     Logs, traces (OTEL_* variables) and, given a `sire.observability.metrics.Metrics`,
     metrics are wired in here; none of them costs anything when off.
     """
+    from sire.artifacts import configured
     from sire.observability import logging as logs
     from sire.observability import tracing
     from sire.secrets.store import StoreSecrets
@@ -135,6 +136,7 @@ def new_engine(
         gate=gate,
         max_payload_bytes=config.max_payload_bytes,
         tracer=tracing.tracer(),
+        artifacts=configured(config.artifacts_url, config.artifact_threshold, config.home),
     )
 
 

@@ -53,6 +53,7 @@ from sire.observability.logging import bind_attempt, bind_run
 from sire.storage.base import Lease, LogEntry, Store
 
 if TYPE_CHECKING:
+    from sire.artifacts import Artifacts
     from sire.observability.tracing import RunTrace, Tracer
     from sire.secrets.vault import SecretSource, Vault
 
@@ -133,6 +134,7 @@ class Engine:
         gate: StepGate | None = None,
         max_payload_bytes: int | None = None,
         tracer: Tracer | None = None,
+        artifacts: Artifacts | None = None,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
@@ -157,6 +159,8 @@ class Engine:
         self._compiled: dict[str, dict[str, _CompiledStep]] = {}
         #: OpenTelemetry spans per execution, attempt and call; None: no tracing work at all
         self.tracer = tracer
+        #: where outputs too large for the store go; None: every output stays in the store
+        self.artifacts = artifacts
 
     async def run(
         self, workflow: Workflow, execution: Execution, *, lease: Lease | None = None
@@ -177,6 +181,15 @@ class Engine:
             ConfigError: the run's secrets cannot be decrypted; nothing was written.
         """
         vault, restored = None, {}
+        if self.artifacts is not None and execution.step_states:
+            try:
+                from sire.artifacts import resolve_execution
+
+                await resolve_execution(self.artifacts, execution)
+            except BaseException:
+                if lease is not None:  # the run never started: give the lease back
+                    await self.store.release_lease(lease)
+                raise
         if self.secrets is not None:
             try:
                 vault = await self.secrets.vault(workflow, execution)
@@ -880,6 +893,12 @@ class _Run:
         stored = state
         if self.vault is not None and (state.output is not None or state.error):
             stored, state = self.guarded(state)
+        artifacts = self.engine.artifacts
+        if artifacts is not None and stored.output is not None:
+            data = artifacts.encode_large(stored.output)
+            if data is not None:
+                ref = await artifacts.put(self.execution.id, data)
+                stored = stored._replace(output=ref)
         states[key] = state
         if durable:
             await self.store.record_transition(self.lease, key, stored)
@@ -930,6 +949,9 @@ class _Run:
             if outputs is not None:
                 stored = vault.seal(outputs, execution.id)
                 outputs = vault.redact(stored)
+        artifacts = self.engine.artifacts
+        if artifacts is not None and stored is not None:
+            stored = await artifacts.offload(execution.id, stored)
         execution.status = status
         execution.outputs = outputs if outputs is not None else execution.outputs
         execution.error = error

@@ -30,6 +30,9 @@ from typing import Any, NamedTuple, Protocol
 
 from sire.model.execution import Execution, ExecutionStatus, StepState
 
+#: The statuses `delete_executions` may remove.
+FINISHED = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+
 
 class Lease(NamedTuple):
     """The right to drive one execution until `expires_at`.
@@ -256,6 +259,23 @@ class Store(Protocol):
 
         Due: `pending` ones, and `running`/`retrying` ones whose lease expired or was
         released and whose `next_attempt` (if any) has passed. Oldest first.
+        """
+        ...
+
+    async def delete_executions(
+        self,
+        *,
+        before: float,
+        now: float,
+        statuses: Collection[ExecutionStatus] = FINISHED,
+        limit: int = 1000,
+    ) -> list[str]:
+        """Remove up to `limit` finished executions last updated before `before`.
+
+        Oldest first, each with its steps and events, atomically; their ids. Only
+        finished statuses are eligible (others in `statuses` are ignored), and an
+        execution whose lease is live at `now` (a resume holds it) is left alone.
+        Workflow definitions stay: they are shared by hash.
         """
         ...
 

@@ -20,6 +20,7 @@ from sire.errors import (
 )
 from sire.model.execution import Execution, ExecutionStatus, StepState, StepStatus
 from sire.storage.base import (
+    FINISHED,
     AuditEntry,
     Event,
     Leadership,
@@ -326,6 +327,33 @@ class MemoryStore:
     async def remove_member(self, owner: str) -> None:
         self._members.pop(owner, None)
 
+    async def delete_executions(
+        self,
+        *,
+        before: float,
+        now: float,
+        statuses: Collection[ExecutionStatus] = FINISHED,
+        limit: int = 1000,
+    ) -> list[str]:
+        self._flush()
+        eligible = {s for s in statuses if s.finished}
+        rows = sorted(
+            (
+                row
+                for row in self._rows.values()
+                if row.execution.status in eligible
+                and row.execution.updated_at < before
+                and (row.lease_expires_at is None or row.lease_expires_at <= now)
+            ),
+            key=lambda row: (row.execution.updated_at, row.execution.id),
+        )[:limit]
+        ids = [row.execution.id for row in rows]
+        gone = set(ids)
+        for id_ in ids:
+            del self._rows[id_]
+        self._events = [e for e in self._events if e.execution_id not in gone]
+        return ids
+
     async def aclose(self) -> None:
         self._flush()
 
@@ -383,7 +411,7 @@ class MemoryStore:
         data: dict[str, Any],
         at: float | None = None,
     ) -> None:
-        seq = len(self._events) + 1
+        seq = self._events[-1].seq + 1 if self._events else 1
         at = time.time() if at is None else at
         self._events.append(Event(seq, execution_id, at, kind, key, str(status), data))
 

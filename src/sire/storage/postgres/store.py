@@ -33,6 +33,7 @@ from sire.errors import (
 )
 from sire.model.execution import Execution, ExecutionStatus, StepState, StepStatus
 from sire.storage.base import (
+    FINISHED,
     AuditEntry,
     Event,
     Leadership,
@@ -43,7 +44,7 @@ from sire.storage.base import (
     Token,
     WorkflowVersion,
 )
-from sire.storage.postgres import agents, security
+from sire.storage.postgres import agents, retention, security
 from sire.storage.postgres import queries as Q
 from sire.storage.postgres.schema import migrate, redact, store_error
 
@@ -455,6 +456,20 @@ class PostgresStore:
     async def remove_member(self, owner: str) -> None:
         async with self._connection() as conn:
             await agents.remove_member(conn, owner)
+
+    async def delete_executions(
+        self,
+        *,
+        before: float,
+        now: float,
+        statuses: Collection[ExecutionStatus] = FINISHED,
+        limit: int = 1000,
+    ) -> list[str]:
+        eligible = [str(s) for s in statuses if s.finished]
+        if not eligible:
+            return []
+        async with self._connection() as conn:
+            return await retention.delete_executions(conn, eligible, before, now, limit)
 
     async def aclose(self) -> None:
         """Write the staged transitions and close the pool's connections.

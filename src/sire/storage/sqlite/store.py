@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from sire.errors import StoreError
 from sire.model.execution import Execution, ExecutionStatus, StepState
 from sire.storage.base import (
+    FINISHED,
     AuditEntry,
     Event,
     Leadership,
@@ -32,7 +33,7 @@ from sire.storage.base import (
     Token,
     WorkflowVersion,
 )
-from sire.storage.sqlite import agents, logs, security
+from sire.storage.sqlite import agents, logs, retention, security
 from sire.storage.sqlite.jobs import EXECUTION_STATUS, Jobs, Transition
 from sire.storage.sqlite.writer import Writer
 
@@ -347,6 +348,19 @@ class SQLiteStore:
 
     async def remove_member(self, owner: str) -> None:
         await self._submit(agents.remove_member, owner)
+
+    async def delete_executions(
+        self,
+        *,
+        before: float,
+        now: float,
+        statuses: Collection[ExecutionStatus] = FINISHED,
+        limit: int = 1000,
+    ) -> list[str]:
+        eligible = tuple(str(s) for s in statuses if s.finished)
+        if not eligible:
+            return []
+        return await self._submit(retention.delete_executions, eligible, before, now, limit)
 
     async def aclose(self) -> None:
         """Write the staged transitions, stop the writer thread and close the file.
