@@ -1,4 +1,5 @@
-"""Agents on one store elect a leader through it; the leader claims, the others stand by."""
+"""Agents on one store elect a leader through it; every agent drives pending work, and
+only the leader takes over the orphans of a dead driver."""
 
 from __future__ import annotations
 
@@ -44,20 +45,23 @@ async def completed(store: Store, ids: list[str]) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_one_agent_leads_and_drives_the_other_takes_over_when_it_stops(
+async def test_one_agent_leads_both_drive_and_the_other_takes_over_when_it_stops(
     store: Store,
 ) -> None:
     tools = Tools()
-    first = agent(store, tools, "a1", leader_ttl=TTL)
-    second = agent(store, tools, "a2", leader_ttl=TTL)
+    tools.gate = asyncio.Event()  # each call waits: the work must spread over both agents
+    first = agent(store, tools, "a1", leader_ttl=TTL, concurrency=2)
+    second = agent(store, tools, "a2", leader_ttl=TTL, concurrency=2)
     stop_first, stop_second = asyncio.Event(), asyncio.Event()
     running_first = asyncio.create_task(first.run(stop=stop_first))
     await until(lambda: first.leadership is not None)
     running_second = asyncio.create_task(second.run(stop=stop_second))
-    ids = await pending(store, 3)
+    ids = await pending(store, 4)
+    await until(lambda: tools.running == 4)  # two held by each agent
+    tools.gate.set()
     await completed(store, ids)
-    await until(lambda: first.driven == 3)  # its drives return just after the commit
-    assert second.driven == 0  # only the leader claims
+    await until(lambda: first.driven + second.driven == 4)  # drives return after the commit
+    assert (first.driven, second.driven) == (2, 2)
     assert second.leadership is None
     members = await store.list_members()
     assert [(m.owner, m.info["leader"]) for m in members] == [("a1", True), ("a2", False)]
@@ -72,7 +76,7 @@ async def test_one_agent_leads_and_drives_the_other_takes_over_when_it_stops(
     assert second.leadership.term == 2
     more = await pending(store, 2)
     await completed(store, more)
-    await until(lambda: second.driven == 2)
+    await until(lambda: second.driven == 4)
     assert [m.owner for m in await store.list_members()] == ["a2"]
     stop_second.set()
     await running_second
@@ -86,6 +90,9 @@ async def test_a_crashed_leaders_lease_is_taken_over_once_it_lapses(store: Store
     assert crashed.term == 1
     tools = Tools()
     (execution_id,) = await pending(store, 1)
+    # the crashed agent was driving it: an orphan, which only a leader takes over
+    orphaned = await store.acquire_lease(execution_id, "gone", TTL / 4, time.time())
+    await store.update_execution(orphaned, ExecutionStatus.RUNNING)
     standby: Agent = agent(store, tools, "a2", leader_ttl=TTL)
     stop = asyncio.Event()
     running = asyncio.create_task(standby.run(stop=stop))

@@ -71,3 +71,32 @@ async def test_members_heartbeat_list_since_and_leave(store: Store, harness: Sto
     await store.remove_member("b")
     await store.remove_member("nobody")
     assert [m.owner for m in await store.list_members()] == ["a"]
+
+
+async def test_list_leases_gives_the_live_leases_on_unfinished_executions(
+    store: Store, harness: StoreHarness
+) -> None:
+    from sire.model.execution import ExecutionStatus
+
+    from .test_store import T0, TTL, create
+
+    for name in ("e1", "e2", "e3", "e4", "e5"):
+        await create(store, name, created_at=T0 + int(name[1]))
+    # the leader claims for two members: oldest first, each a lease of its own
+    for_a = await store.claim_executions("a", TTL, T0, limit=2)
+    for_b = await store.claim_executions("b", TTL / 2, T0, limit=2)
+    assert [lease.execution_id for lease in for_a + for_b] == ["e1", "e2", "e3", "e4"]
+    assert await store.list_leases(T0) == for_a + for_b
+    other = await harness.reopen()
+    assert await other.list_leases(T0, owner="b") == for_b
+    assert await other.list_leases(T0, owner="nobody") == []
+
+    # expired, released and finished ones are not live
+    assert await store.list_leases(T0 + TTL / 2) == for_a
+    await store.release_lease(for_a[0])
+    await store.update_execution(for_a[1], ExecutionStatus.COMPLETED)
+    assert await store.list_leases(T0) == for_b
+    # a cancel request rides on the lease
+    await store.request_cancel("e3", T0)
+    (flagged, _) = await store.list_leases(T0, owner="b")
+    assert flagged == for_b[0]._replace(cancel_requested=True)

@@ -1047,3 +1047,14 @@ async def test_a_checkpoint_and_the_mocked_mark_are_kept_with_the_step_state(
     assert states["b"] == mocked
     assert states["b"].mocked is True
     assert states["a"].mocked is False
+
+
+async def test_a_claim_without_recover_takes_pending_executions_only(store: Store) -> None:
+    await create(store, "orphan", created_at=T0)
+    lease = await drive(store, "orphan", now=T0)  # its driver dies: the lease lapses
+    await create(store, "fresh", created_at=T0 + 1)
+    later = lease.expires_at + 1
+    claimed = await store.claim_executions("member", TTL, later, limit=10, recover=False)
+    assert [c.execution_id for c in claimed] == ["fresh"]
+    claimed = await store.claim_executions("leader", TTL, later, limit=10)
+    assert [c.execution_id for c in claimed] == ["orphan"]

@@ -2,13 +2,15 @@
 
 High availability: any number of agents share a store. Each heartbeats its membership;
 one, the leader, holds the store's leader lease `agents` (renewed every third of its
-ttl; its term grows at every change of hands) and only the leader claims due
-executions, and drives what it claims. The others stand by and take the lease over
-when it lapses or is released. The leader lease only decides who scans: each
-execution is still driven under its own fenced lease, so two agents that both
-believe they lead (a paused former leader) still never drive one execution at once,
-and a late write by a former owner is refused. `run(once=True)` (a one-shot drain)
-takes no part in the election.
+ttl; its term grows at every change of hands). Every agent claims `pending`
+executions up to its concurrency (`FOR UPDATE SKIP LOCKED`: no two claim one, none
+waits for another), so adding agents adds throughput; only the leader also scans for
+the orphans of a dead driver (running or retrying executions whose lease lapsed) and
+for runs whose retry is due, and takes them over. The others take the leader lease
+over when it lapses or is released. Each execution is driven under its own fenced
+lease, so two agents that both believe they lead (a paused former leader) still never
+drive one execution at once, and a late write by a former owner is refused.
+`run(once=True)` (a one-shot drain) takes no part in the election and recovers too.
 """
 
 from __future__ import annotations
@@ -79,10 +81,14 @@ class Agent:
                     await self._tick()
                 free = self.concurrency - len(self._busy)
                 claimed: list[Lease] = []
-                if free > 0 and (once or self.leadership is not None):
+                if free > 0:
                     now = self.engine.clock.time()
                     claimed = await self.store.claim_executions(
-                        self.engine.owner, self.engine.lease_ttl, now, limit=free
+                        self.engine.owner,
+                        self.engine.lease_ttl,
+                        now,
+                        limit=free,
+                        recover=once or self.leadership is not None,
                     )
                 for lease in claimed:
                     task = asyncio.create_task(

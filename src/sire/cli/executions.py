@@ -375,8 +375,8 @@ def agent(
 ) -> None:
     """Drive pending and abandoned executions until stopped (SIGTERM or Ctrl-C).
 
-    With several agents on one store, one leads (claims due executions) and the others
-    stand by; `sire agent status` shows which.
+    With several agents on one store, each claims pending executions and one, the
+    leader, also takes over those whose driver died; `sire agent status` shows which.
     """
     if ctx.invoked_subcommand is not None:
         return

@@ -253,12 +253,14 @@ class Store(Protocol):
         ...
 
     async def claim_executions(
-        self, owner: str, ttl: float, now: float, *, limit: int
+        self, owner: str, ttl: float, now: float, *, limit: int, recover: bool = True
     ) -> list[Lease]:
         """Lease up to `limit` executions that are due.
 
-        Due: `pending` ones, and `running`/`retrying` ones whose lease expired or was
-        released and whose `next_attempt` (if any) has passed. Oldest first.
+        Due: `pending` ones, and (unless `recover` is False) `running`/`retrying` ones
+        whose lease expired or was released and whose `next_attempt` (if any) has
+        passed: the orphans of a driver that died, and runs waiting to retry. Oldest
+        first. Rows another claimer holds locked are skipped, never waited for.
         """
         ...
 
@@ -276,6 +278,14 @@ class Store(Protocol):
         finished statuses are eligible (others in `statuses` are ignored), and an
         execution whose lease is live at `now` (a resume holds it) is left alone.
         Workflow definitions stay: they are shared by hash.
+        """
+        ...
+
+    async def list_leases(self, now: float, *, owner: str | None = None) -> list[Lease]:
+        """The live leases (expiring after `now`) on unfinished executions, oldest first.
+
+        Only those of `owner` when given. The leader agent counts each member's load
+        with it; a member finds the executions the leader claimed for it.
         """
         ...
 

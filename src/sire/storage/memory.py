@@ -168,11 +168,34 @@ class MemoryStore:
             row.lease_expires_at = None
 
     async def claim_executions(
-        self, owner: str, ttl: float, now: float, *, limit: int
+        self, owner: str, ttl: float, now: float, *, limit: int, recover: bool = True
     ) -> list[Lease]:
-        due = [row for row in self._rows.values() if _due(row, now)]
+        due = [
+            row
+            for row in self._rows.values()
+            if (recover or row.execution.status is ExecutionStatus.PENDING) and _due(row, now)
+        ]
         due.sort(key=lambda r: (r.execution.created_at, r.execution.id))
         return [self._grant(row, owner, now + ttl) for row in due[:limit]]
+
+    async def list_leases(self, now: float, *, owner: str | None = None) -> list[Lease]:
+        rows = sorted(
+            (
+                row
+                for row in self._rows.values()
+                if not row.execution.status.finished
+                and row.lease_owner is not None
+                and (owner is None or row.lease_owner == owner)
+                and row.lease_expires_at is not None
+                and row.lease_expires_at > now
+            ),
+            key=lambda row: (row.execution.created_at, row.execution.id),
+        )
+        return [
+            Lease(r.execution.id, r.lease_owner, r.token, r.lease_expires_at, r.cancel_requested)
+            for r in rows
+            if r.lease_owner is not None and r.lease_expires_at is not None
+        ]
 
     async def request_cancel(self, execution_id: str, now: float) -> Execution:
         row = self._row(execution_id)

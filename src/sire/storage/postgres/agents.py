@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 
 from sire.errors import StaleLeaseError
-from sire.storage.base import Leadership, Member
+from sire.storage.base import Lease, Leadership, Member
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -87,3 +87,17 @@ async def list_members(conn: Conn, since: float) -> list[Member]:
 
 async def remove_member(conn: Conn, owner: str) -> None:
     await conn.execute("DELETE FROM members WHERE owner = %s", (owner,))
+
+
+async def list_leases(conn: Conn, now: float, owner: str | None) -> list[Lease]:
+    cursor = await conn.execute(
+        "SELECT id, lease_owner, lease_token, lease_expires_at, cancel_requested "
+        "FROM executions WHERE status IN ('pending', 'running', 'retrying') "
+        "AND lease_owner IS NOT NULL AND lease_expires_at > %(now)s "
+        "AND (%(owner)s::text IS NULL OR lease_owner = %(owner)s) ORDER BY created_at, id",
+        {"now": now, "owner": owner},
+    )
+    return [
+        Lease(id_, who, int(token), until, bool(cancel))
+        for id_, who, token, until, cancel in await cursor.fetchall()
+    ]

@@ -1,4 +1,4 @@
-"""The SQL of PostgresStore: each step transition and each fenced write is one statement.
+"""The SQL of PostgresStore: each fenced write is one statement.
 
 A fenced statement starts with a CTE `fence` that updates the execution's row only
 while `lease_token` is the writer's, and takes everything else it writes from that
@@ -9,34 +9,6 @@ in a SELECT list carry casts, since PostgreSQL cannot infer their types there.
 """
 
 from __future__ import annotations
-
-#: One step transition: fence, append its event, upsert the step (placed, when new, at
-#: its first event's seq). Parameters: now, id, token; at, key, status, data; the step row.
-TRANSITION = """
-WITH fence AS (
-    UPDATE executions SET updated_at = %s WHERE id = %s AND lease_token = %s RETURNING id
-), event AS (
-    INSERT INTO events (execution_id, at, kind, key, status, data)
-    SELECT id, %s::float8, 'step', %s::text, %s::text, %s::jsonb FROM fence RETURNING seq
-)
-INSERT INTO steps (
-    execution_id, key, status, output, error, attempts, next_attempt, started_at,
-    finished_at, checkpoint, mocked, pos
-)
-SELECT %s::text, %s::text, %s::text, %s::jsonb, %s::text, %s::int4, %s::float8, %s::float8,
-       %s::float8, %s::jsonb, %s::bool, seq
-FROM event
-ON CONFLICT (execution_id, key) DO UPDATE SET
-    status = excluded.status,
-    output = excluded.output,
-    error = excluded.error,
-    attempts = excluded.attempts,
-    next_attempt = excluded.next_attempt,
-    started_at = excluded.started_at,
-    finished_at = excluded.finished_at,
-    checkpoint = excluded.checkpoint,
-    mocked = excluded.mocked
-"""
 
 #: Status (and outputs, error) with its event. Outputs NULL keeps the stored ones.
 UPDATE_EXECUTION = """
@@ -106,6 +78,7 @@ CLAIM = f"""
 WITH due AS (
     SELECT id FROM executions AS e
     WHERE status IN ('pending', 'running', 'retrying')
+      AND (%(recover)s OR status = 'pending')
       AND (lease_owner IS NULL OR coalesce(lease_expires_at, 0) <= %(now)s)
       AND (status <> 'retrying' OR coalesce((
             SELECT min(s.next_attempt) FROM steps AS s
@@ -195,55 +168,9 @@ SET status = 'cancelled', error = 'cancelled', updated_at = %s, lease_token = le
 WHERE id = %s
 """
 
-#: Several step transitions (staged ones, then a recorded one) in one statement: each
-#: (execution, token) fenced once, events appended in order, and each step written
-#: once, in its last state, placed (when new) at its first event's seq. Parameters:
-#: now, then one array per column of `batch` (`store.PostgresStore._batch`). Returns
-#: the (id, token) pairs whose fence held; the others' transitions wrote nothing.
-TRANSITIONS = """
-WITH batch AS (
-    SELECT * FROM unnest(
-        %s::text[], %s::int8[], %s::float8[], %s::text[], %s::text[], %s::jsonb[],
-        %s::jsonb[], %s::text[], %s::int4[], %s::float8[], %s::float8[], %s::float8[],
-        %s::jsonb[], %s::bool[]
-    ) WITH ORDINALITY AS t (
-        eid, token, at, key, status, data, output, error, attempts, next_attempt,
-        started_at, finished_at, checkpoint, mocked, n
-    )
-), fence AS (
-    UPDATE executions AS e SET updated_at = %s
-    FROM (SELECT DISTINCT eid, token FROM batch) AS f
-    WHERE e.id = f.eid AND e.lease_token = f.token
-    RETURNING e.id, e.lease_token
-), written AS (
-    SELECT batch.* FROM batch
-    JOIN fence ON fence.id = batch.eid AND fence.lease_token = batch.token
-), event AS (
-    INSERT INTO events (execution_id, at, kind, key, status, data)
-    SELECT eid, at, 'step', key, status, data FROM written ORDER BY n
-    RETURNING seq, execution_id, key
-), place AS (
-    SELECT execution_id, key, min(seq) AS pos FROM event GROUP BY execution_id, key
-), step AS (
-    INSERT INTO steps (
-        execution_id, key, status, output, error, attempts, next_attempt, started_at,
-        finished_at, checkpoint, mocked, pos
-    )
-    SELECT DISTINCT ON (w.eid, w.key)
-        w.eid, w.key, w.status, w.output, w.error, w.attempts, w.next_attempt,
-        w.started_at, w.finished_at, w.checkpoint, w.mocked, place.pos
-    FROM written AS w JOIN place ON place.execution_id = w.eid AND place.key = w.key
-    ORDER BY w.eid, w.key, w.n DESC
-    ON CONFLICT (execution_id, key) DO UPDATE SET
-        status = excluded.status,
-        output = excluded.output,
-        error = excluded.error,
-        attempts = excluded.attempts,
-        next_attempt = excluded.next_attempt,
-        started_at = excluded.started_at,
-        finished_at = excluded.finished_at,
-        checkpoint = excluded.checkpoint,
-        mocked = excluded.mocked
-)
-SELECT id, lease_token FROM fence
-"""
+#: Step transitions (staged ones, then a recorded one) in one call of the function of
+#: migration 0003: each (execution, token) fenced once, events appended in order, each
+#: step written in its last state. Parameters: now, the batch (JSON text, see
+#: `store._batch`). Returns the (id, token) pairs whose fence held; the others'
+#: transitions wrote nothing.
+TRANSITIONS = "SELECT fenced_id, fenced_token FROM sire_transitions(%s, %s::jsonb)"

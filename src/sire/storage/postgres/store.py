@@ -2,10 +2,12 @@
 
 Above: the engine, the agent, the CLI and the server, through the Store protocol
 (base.py). Below: `psycopg_pool.AsyncConnectionPool` (autocommit connections) and
-the SQL of queries.py. A step transition is one statement, so one transaction and
-one round trip; staged transitions ride the next durable write of their execution
-in the same transaction (a pipeline: one round trip still), or are written on their
-own after STAGED_DELAY. Writes that carry staged transitions of an execution are
+the SQL of queries.py. Step transitions are written by one call of the server-side
+function `sire_transitions` (migration 0003): one statement, so one transaction and
+one round trip, planned once per connection. Staged transitions ride the next
+durable write of their execution in the same transaction (in that call, or before
+another write in a pipeline: one round trip still), or are written on their own
+after STAGED_DELAY. Writes that carry staged transitions of an execution are
 ordered before that execution's later writes, so a step's `running` never lands
 after its `completed`.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
@@ -57,6 +60,10 @@ STEP_STATUS = {s.value: s for s in StepStatus}
 EXECUTION_STATUS = {s.value: s for s in ExecutionStatus}
 
 Conn = psycopg.AsyncConnection[Any]
+
+#: A step transition as the store stages and writes it: (execution id, lease token,
+#: its element of `sire_transitions`' batch, as JSON text).
+Transition = tuple[str, int, str]
 
 
 async def open_postgres(
@@ -107,7 +114,7 @@ class PostgresStore:
     def __init__(self, pool: AsyncConnectionPool[Conn], where: str) -> None:
         self._pool = pool
         self.where = where
-        self._staged: dict[str, list[tuple[Any, ...]]] = {}  # by execution id, in order
+        self._staged: dict[str, list[Transition]] = {}  # by execution id, in order
         self._carriers: dict[str, asyncio.Future[None]] = {}  # writes carrying staged ones
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task[None]] = set()
@@ -233,15 +240,15 @@ class PostgresStore:
     def stage_transition(self, lease: Lease, key: str, state: StepState) -> None:
         if self._closed:
             raise self._closed_error()
-        params = self._transition(lease, key, state, time.time())
-        self._staged.setdefault(lease.execution_id, []).append(params)
+        transition = self._transition(lease, key, state, time.time())
+        self._staged.setdefault(lease.execution_id, []).append(transition)
         if self._flush_timer is None:
             loop = asyncio.get_running_loop()
             self._flush_timer = loop.call_later(STAGED_DELAY, self._flush_staged_soon)
 
     async def record_transition(self, lease: Lease, key: str, state: StepState) -> None:
-        params = self._transition(lease, key, state, time.time())
-        if not await self._write(lease.execution_id, Q.TRANSITION, params):
+        transition = self._transition(lease, key, state, time.time())
+        if not await self._write(lease.execution_id, Q.TRANSITIONS, transition):
             raise await self._stale_apart(lease)
 
     async def add_logs(self, lease: Lease, key: str, entries: Sequence[LogEntry]) -> None:
@@ -312,15 +319,25 @@ class PostgresStore:
                 await self._lease_row(conn, eid)  # unknown: NotFoundError; stale: nothing
 
     async def claim_executions(
-        self, owner: str, ttl: float, now: float, *, limit: int
+        self, owner: str, ttl: float, now: float, *, limit: int, recover: bool = True
     ) -> list[Lease]:
         expires_at = now + ttl
-        params = {"owner": owner, "expires_at": expires_at, "now": now, "limit": limit}
+        params = {
+            "owner": owner,
+            "expires_at": expires_at,
+            "now": now,
+            "limit": limit,
+            "recover": recover,
+        }
         async with self._connection() as conn:
             cursor = await conn.execute(Q.CLAIM, params)
             rows = await cursor.fetchall()
         rows.sort(key=lambda r: (r[3], r[0]))  # RETURNING keeps no order: oldest first
         return [Lease(eid, owner, token, expires_at, bool(flag)) for eid, token, flag, _ in rows]
+
+    async def list_leases(self, now: float, *, owner: str | None = None) -> list[Lease]:
+        async with self._connection() as conn:
+            return await agents.list_leases(conn, now, owner)
 
     async def request_cancel(self, execution_id: str, now: float) -> Execution:
         async with self._connection() as conn, conn.transaction():
@@ -525,15 +542,16 @@ class PostgresStore:
             await carrier  # an earlier write carries this execution's staged ones
         staged = self._staged.pop(execution_id, None)
         if not staged:
+            if statement is Q.TRANSITIONS:  # `params` is one Transition
+                return int(params[:2] in await self._write_staged([params]))
             async with self._connection() as conn:
                 cursor = await conn.execute(statement, params)
                 return await _outcome(cursor, fetch)
         carrier = asyncio.get_running_loop().create_future()
         self._carriers[execution_id] = carrier
         try:
-            if statement is Q.TRANSITION:  # one statement for them all: one round trip
-                fenced = await self._write_staged([*staged, params])
-                return int((params[1], params[2]) in fenced)
+            if statement is Q.TRANSITIONS:  # one call for them all: one round trip
+                return int(params[:2] in await self._write_staged([*staged, params]))
             async with self._connection() as conn, conn.pipeline(), conn.transaction():
                 await conn.execute(*_batch(staged))
                 cursor = await conn.execute(statement, params)
@@ -575,7 +593,7 @@ class PostgresStore:
                 del self._carriers[eid]
                 carrier.set_result(None)
 
-    async def _write_staged(self, transitions: list[tuple[Any, ...]]) -> set[tuple[str, int]]:
+    async def _write_staged(self, transitions: list[Transition]) -> set[tuple[str, int]]:
         """Write transitions in one statement; the (id, token) pairs whose fence held."""
         async with self._connection() as conn:
             cursor = await conn.execute(*_batch(transitions))
@@ -605,7 +623,7 @@ class PostgresStore:
     def _closed_error(self) -> StoreError:
         return StoreError(f"{self.where}: the store is closed")
 
-    def _transition(self, lease: Lease, key: str, state: StepState, at: float) -> tuple[Any, ...]:
+    def _transition(self, lease: Lease, key: str, state: StepState, at: float) -> Transition:
         eid = lease.execution_id
         attempts, error, next_attempt = state.attempts, state.error, state.next_attempt
         if not error and next_attempt is None and type(attempts) is int:
@@ -617,8 +635,22 @@ class PostgresStore:
             if next_attempt is not None:
                 fields["next_attempt"] = next_attempt
             data = self._json(fields, f"execution {eid}: step '{key}'")
-        step = self._step_row(eid, key, state)
-        return (at, eid, lease.token, at, key, step[2], data, *step)
+        output = "null"
+        if state.output is not None:
+            output = self._json(state.output, f"execution {eid}: the output of step '{key}'")
+        checkpoint = "null"
+        if state.checkpoint is not None:
+            checkpoint = self._json(state.checkpoint, f"the checkpoint of '{key}'")
+        # An element of sire_transitions' batch (see migration 0003), built from text
+        # already encoded: the output, checkpoint and event data are JSON themselves.
+        element = (
+            f"[{_encode(eid)},{int(lease.token)},{_float(at)},{_encode(key)},"
+            f"{_encode(str(state.status))},{data},{output},{_encode(error)},"
+            f"{int(attempts)},{_float(next_attempt)},{_float(state.started_at)},"
+            f"{_float(state.finished_at)},{checkpoint},"
+            f"{'true' if state.mocked else 'false'}]"
+        )
+        return eid, lease.token, element
 
     def _step_row(self, execution_id: str, key: str, state: StepState) -> tuple[Any, ...]:
         output, checkpoint = state.output, state.checkpoint
@@ -650,14 +682,17 @@ class PostgresStore:
         return text
 
 
-#: Where each column of Q.TRANSITIONS' batch is in a `_transition` tuple.
-_BATCH_COLUMNS = (1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15, 16, 17)
+def _batch(transitions: list[Transition]) -> tuple[str, tuple[float, str]]:
+    """Q.TRANSITIONS and its parameters for `transitions`, in order."""
+    return Q.TRANSITIONS, (time.time(), f"[{','.join(t[2] for t in transitions)}]")
 
 
-def _batch(transitions: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
-    """Q.TRANSITIONS and its parameters for `transitions` (`_transition` tuples)."""
-    columns = [[t[i] for t in transitions] for i in _BATCH_COLUMNS]
-    return Q.TRANSITIONS, (*columns, time.time())
+def _float(value: float | None) -> str:
+    """A number (or None) as JSON; PostgreSQL's float8 reads the non-finite ones as text."""
+    if value is None:
+        return "null"
+    value = float(value)
+    return repr(value) if math.isfinite(value) else f'"{value!r}"'
 
 
 async def _outcome(cursor: psycopg.AsyncCursor[Any], fetch: bool) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from sire.errors import StaleLeaseError
-from sire.storage.base import Leadership, Member
+from sire.storage.base import Lease, Leadership, Member
 from sire.storage.sqlite.jobs import Jobs
 
 
@@ -84,3 +84,14 @@ def list_members(jobs: Jobs, since: float) -> list[Member]:
 
 def remove_member(jobs: Jobs, owner: str) -> None:
     jobs.conn.execute("DELETE FROM members WHERE owner = ?", (owner,))
+
+
+def list_leases(jobs: Jobs, now: float, owner: str | None) -> list[Lease]:
+    rows = jobs.conn.execute(
+        "SELECT id, lease_owner, lease_token, lease_expires_at, cancel_requested "
+        "FROM executions WHERE status IN ('pending', 'running', 'retrying') "
+        "AND lease_owner IS NOT NULL AND lease_expires_at > ? AND (? IS NULL OR lease_owner = ?) "
+        "ORDER BY created_at, id",
+        (now, owner, owner),
+    )
+    return [Lease(id_, who, token, until, bool(cancel)) for id_, who, token, until, cancel in rows]

@@ -147,8 +147,10 @@ class Jobs:
         if self.conn.execute(Q.release_lease, (execution_id, token)).rowcount != 1:
             self._lease_row(execution_id)  # unknown: NotFoundError; stale: nothing to do
 
-    def claim(self, owner: str, now: float, expires_at: float, limit: int) -> list[Lease]:
-        due = [row[0] for row in self.conn.execute(Q.due_executions, (now, limit))]
+    def claim(
+        self, owner: str, now: float, expires_at: float, limit: int, recover: bool
+    ) -> list[Lease]:
+        due = [row[0] for row in self.conn.execute(Q.due_executions, (now, limit, recover))]
         return [self._grant(execution_id, owner, expires_at) for execution_id in due]
 
     def cancel(self, execution_id: str, now: float) -> Execution:

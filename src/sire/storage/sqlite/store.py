@@ -257,9 +257,12 @@ class SQLiteStore:
         )
 
     async def claim_executions(
-        self, owner: str, ttl: float, now: float, *, limit: int
+        self, owner: str, ttl: float, now: float, *, limit: int, recover: bool = True
     ) -> list[Lease]:
-        return await self._submit(Jobs.claim, owner, now, now + ttl, limit)
+        return await self._submit(Jobs.claim, owner, now, now + ttl, limit, recover)
+
+    async def list_leases(self, now: float, *, owner: str | None = None) -> list[Lease]:
+        return await self._submit(agents.list_leases, now, owner, write=False)
 
     async def request_cancel(self, execution_id: str, now: float) -> Execution:
         return await self._submit(Jobs.cancel, execution_id, now)

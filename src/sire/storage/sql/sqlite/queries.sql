@@ -94,9 +94,11 @@ WHERE id = ?;
 
 -- name: due_executions
 -- Pending or running with no live lease; retrying likewise once its earliest
--- retrying step's next_attempt (if any) has come. ?1: now; ?2: limit.
+-- retrying step's next_attempt (if any) has come. ?1: now; ?2: limit; ?3: 0 for pending
+-- ones only (no recovery).
 SELECT id FROM executions AS e
 WHERE status IN ('pending', 'running', 'retrying')
+  AND (?3 OR status = 'pending')
   AND (lease_owner IS NULL OR coalesce(lease_expires_at, 0) <= ?1)
   AND (status <> 'retrying' OR coalesce((
         SELECT min(s.next_attempt) FROM steps AS s
