@@ -354,7 +354,7 @@ def test_the_openapi_document_lists_every_route_with_its_errors(harness: Harness
         for path, item in document["paths"].items()
         for method, op in item.items()
     ]
-    assert len(operations) == 14
+    assert len(operations) == 17
     for path, method, op in operations:
         assert "422" not in op["responses"], (path, method)
         if path != "/v1/health":
@@ -390,3 +390,42 @@ def test_a_secret_in_an_output_is_shown_masked_by_the_api_and_its_event_stream(
     assert shown["outputs"] == {"a": {"auth": "Bearer ***"}}
     assert shown["steps"]["a"]["output"] == {"auth": "Bearer ***"}
     assert "hunter2" not in json.dumps(shown) + stream
+
+
+def test_an_artifact_shows_as_a_link_the_api_serves_and_the_graph_and_me_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from sire.config import load_config
+    from sire.server.app import create_app
+
+    monkeypatch.setenv("SIRE_ARTIFACT_THRESHOLD", "50")
+    big = (
+        "id: big\nsteps:\n"
+        "  - {id: a, tool: 'sire:local/text.template', with: {template: \"{{ 'x' * 100 }}\"}}\n"
+        "  - {id: b, tool: 'sire:local/echo', needs: [a]}\n"
+    )
+    app = create_app(load_config(), agent=True, workspace=tmp_path, poll_interval=0.02)
+    with TestClient(app) as client:
+        h = Harness(client)
+        auth = admin(h)
+        register(h, big, auth)
+        execution_id = start(h, "big", auth)
+        follow(h, execution_id, auth)
+        shown = client.get(f"/v1/executions/{execution_id}", headers=auth).json()
+        link = shown["steps"]["a"]["output"]["$artifact"]
+        served = client.get(link, headers=auth)
+        missing = client.get(f"/v1/executions/{execution_id}/artifacts/{'0' * 64}", headers=auth)
+        graph = client.get(f"/v1/executions/{execution_id}/graph", headers=auth).json()
+        me = client.get("/v1/me", headers=auth).json()
+
+    assert shown["status"] == "completed"
+    assert link.startswith(f"/v1/executions/{execution_id}/artifacts/")
+    assert "file:" not in json.dumps(shown)  # the store's own URIs stay inside
+    assert served.status_code == 200
+    assert served.json() == {"text": "x" * 100}
+    assert missing.status_code == 404
+    assert [(s["id"], s["depends"]) for s in graph["steps"]] == [("a", []), ("b", ["a"])]
+    assert graph["steps"][0]["tool"] == "sire:local/text.template"
+    assert me["grants"] == [{"role": "admin", "workflow_id": None}]

@@ -86,6 +86,29 @@ def failed(h: Harness) -> str:
     return h.run(create, h.store)
 
 
+def with_artifact(h: Harness) -> str:
+    """A completed execution of `wf` whose step output went to the artifact store; its path."""
+
+    async def create(store: Store) -> str:
+        from sire.artifacts import digest_of
+
+        version = await store.get_workflow("wf")
+        execution_id = new_execution_id()
+        artifacts = h.client.app.state.api.artifacts  # type: ignore[attr-defined]
+        ref = await artifacts.put(execution_id, b'{"big": true}')
+        execution = Execution(
+            execution_id,
+            "wf",
+            version.workflow_hash,
+            status=ExecutionStatus.COMPLETED,
+            step_states={"a": StepState(StepStatus.COMPLETED, ref, attempts=1)},
+        )
+        await store.create_execution(execution, await store.get_definition(version.workflow_hash))
+        return f"/v1/executions/{execution_id}/artifacts/{digest_of(ref)}"
+
+    return h.run(create, h.store)
+
+
 class Endpoint(NamedTuple):
     name: str
     action: str | None  # what the audit log calls it (None: never audited)
@@ -172,6 +195,25 @@ ENDPOINTS = [
         200,
         lambda h: ("GET", f"/v1/executions/{pending(h)}/events?follow=false", None),
     ),
+    Endpoint(
+        "graph",
+        "execution.graph",
+        "viewer",
+        "wf",
+        False,
+        200,
+        lambda h: ("GET", f"/v1/executions/{pending(h)}/graph", None),
+    ),
+    Endpoint(
+        "artifact",
+        "execution.artifact",
+        "viewer",
+        "wf",
+        False,
+        200,
+        lambda h: ("GET", with_artifact(h), None),
+    ),
+    Endpoint("me", "token.me", "viewer", "any", False, 200, lambda h: ("GET", "/v1/me", None)),
     Endpoint(
         "cancel",
         "execution.cancel",

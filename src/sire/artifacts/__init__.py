@@ -67,6 +67,11 @@ def is_ref(value: object) -> bool:
     return type(value) is dict and REF in value and len(value) == 2 and "bytes" in value
 
 
+def digest_of(ref: dict[str, Any]) -> str:
+    """The SHA-256 a reference's artifact is named by."""
+    return Path(urlsplit(ref[REF]).path).stem
+
+
 class Artifacts:
     """Offloads large outputs to an artifact store and resolves references to them."""
 
@@ -101,7 +106,7 @@ class Artifacts:
             return value
         uri = value[REF]
         data = await self._reader(uri).get(uri)
-        digest = Path(urlsplit(uri).path).stem
+        digest = digest_of(value)
         if hashlib.sha256(data).hexdigest() != digest:
             raise StoreError(f"artifact {uri} is corrupt: its content does not match its name")
         return json.loads(data)

@@ -76,6 +76,10 @@ class Api:
         self._store: Store | None = None
         self.mux: Any = None
         self._workflows: dict[str, Workflow] = {}
+        from sire.artifacts import configured
+
+        #: where large outputs are read from (the download route)
+        self.artifacts = configured(config.artifacts_url, config.artifact_threshold, config.home)
         from sire.observability.metrics import Metrics
 
         #: what `/metrics` shows: the in-process agent's engine counts into it
@@ -222,6 +226,7 @@ def create_app(
     )
     app.state.api = api
     app.include_router(router)
+    _install_dashboard(app)
     _install_metrics(app, api)
     _install_errors(app)
     app.add_middleware(BodyLimit, limit=max_body_bytes or config.max_payload_bytes)
@@ -277,6 +282,22 @@ async def _drive(api: Api, run: Awaitable[None]) -> None:
         log.error("sire.server.agent_stopped error=%s", exc)
     finally:
         api.agent_state = "stopped"
+
+
+#: the dashboard: plain ES modules and SVG, served as they are (no build step)
+DASHBOARD = Path(__file__).parent / "dashboard"
+
+
+def _install_dashboard(app: FastAPI) -> None:
+    """The web dashboard at /ui/ (and / leads there); it signs in with an API token."""
+    from fastapi.responses import RedirectResponse
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/ui", StaticFiles(directory=DASHBOARD, html=True), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/ui/")
 
 
 def _install_metrics(app: FastAPI, api: Api) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sire.model.execution import Execution, ExecutionStatus, StepStatus
+from sire.model.workflow import Workflow
 from sire.storage.base import AuditEntry, Token, WorkflowVersion
 
 Role = Literal["viewer", "operator", "admin"]
@@ -61,10 +62,40 @@ class WorkflowVersionOut(BaseModel):
         )
 
 
+class GraphStepOut(BaseModel):
+    """One node of a workflow's DAG: a step, the steps it waits for, how it runs."""
+
+    id: str
+    tool: str
+    depends: list[str] = Field(description="Every step it waits for (`needs` and references).")
+    for_each: bool = Field(description="It runs once per item of a list.")
+    conditional: bool = Field(description="It has an `if:`.")
+
+    @classmethod
+    def graph(cls, workflow: Workflow) -> list[GraphStepOut]:
+        return [
+            cls(
+                id=step.id,
+                tool=str(step.tool),
+                depends=list(step.depends),
+                for_each=step.for_each is not None,
+                conditional=step.when is not None,
+            )
+            for step in workflow.steps
+        ]
+
+
+class GraphOut(BaseModel):
+    workflow_id: str
+    workflow_hash: str
+    steps: list[GraphStepOut]
+
+
 class WorkflowOut(WorkflowVersionOut):
     definition: str
     inputs: dict[str, Any]
     steps: list[str]
+    graph: list[GraphStepOut]
 
 
 class WorkflowList(BaseModel):
@@ -105,8 +136,15 @@ class ExecutionOut(BaseModel):
 
     @classmethod
     def of(cls, e: Execution, *, steps: bool = True) -> ExecutionOut:
-        """`e` as it may be shown: a stored output holding a secret shows it as `***`."""
+        """`e` as it may be shown: a stored output holding a secret shows it as `***`.
+
+        An output kept in the artifact store shows as `{"$artifact": path, "bytes": n}`,
+        `path` being where this API serves it (the store's own URI stays inside).
+        """
         from sire.secrets.redact import shown
+
+        def shown_output(value: Any) -> Any:
+            return _artifact_link(e.id, value) or shown(value)
 
         return cls(
             execution_id=e.id,
@@ -114,7 +152,7 @@ class ExecutionOut(BaseModel):
             workflow_hash=e.workflow_hash,
             status=e.status,
             inputs=e.inputs,
-            outputs=shown(e.outputs),
+            outputs=shown_output(e.outputs),
             error=e.error,
             workspace=e.workspace,
             created_at=e.created_at,
@@ -123,7 +161,7 @@ class ExecutionOut(BaseModel):
                 key: StepOut(
                     status=s.status,
                     attempts=s.attempts,
-                    output=shown(s.output),
+                    output=shown_output(s.output),
                     error=s.error,
                     next_attempt=s.next_attempt,
                     started_at=s.started_at,
@@ -136,6 +174,15 @@ class ExecutionOut(BaseModel):
         )
 
 
+def _artifact_link(execution_id: str, value: Any) -> dict[str, Any] | None:
+    from sire.artifacts import REF, digest_of, is_ref
+
+    if not is_ref(value):
+        return None
+    path = f"/v1/executions/{execution_id}/artifacts/{digest_of(value)}"
+    return {REF: path, "bytes": value["bytes"]}
+
+
 class ExecutionList(BaseModel):
     executions: list[ExecutionOut]
 
@@ -143,6 +190,15 @@ class ExecutionList(BaseModel):
 class GrantOut(BaseModel):
     role: Role
     workflow_id: str | None = Field(description="None: every workflow.")
+
+
+class MeOut(BaseModel):
+    """Who the token is and what it may do: a client offers only what is allowed."""
+
+    token_id: str
+    name: str
+    grants: list[GrantOut]
+    expires_at: float | None
 
 
 class TokenIn(_In):

@@ -27,7 +27,11 @@ from sire.server.models import (
     ExecutionIn,
     ExecutionList,
     ExecutionOut,
+    GrantOut,
+    GraphOut,
+    GraphStepOut,
     HealthOut,
+    MeOut,
     TokenCreated,
     TokenIn,
     TokenList,
@@ -155,6 +159,7 @@ async def get_workflow(
             definition=source,
             inputs=json.loads(json.dumps(workflow.inputs, default=dict)),
             steps=[step.id for step in workflow.steps],
+            graph=GraphStepOut.graph(workflow),
         )
 
 
@@ -183,6 +188,19 @@ async def start_execution(
         call.status = 201
         call.detail.update(execution_id=execution.id, version=found.version, inputs=sorted(values))
         return ExecutionOut.of(execution)
+
+
+@router.get("/me", response_model=MeOut, responses=_errors(401), tags=["server"])
+async def me(bearer: Bearer, api: ApiDep) -> MeOut:
+    """The token's own id, name, grants and expiry (any valid token)."""
+    async with api.call(_text(bearer), "token.me", "me", mutating=False) as call:
+        token = call.token
+        return MeOut(
+            token_id=token.id,
+            name=token.name,
+            grants=[GrantOut(role=g.role, workflow_id=g.workflow_id) for g in token.grants],
+            expires_at=token.expires_at,
+        )
 
 
 # -- executions ------------------------------------------------------------------------
@@ -235,6 +253,57 @@ async def get_execution(execution_id: str, bearer: Bearer, api: ApiDep) -> Execu
         execution = await api.store.get_execution(execution_id)
         call.require("viewer", execution.workflow_id)
         return ExecutionOut.of(execution)
+
+
+@router.get(
+    "/executions/{execution_id}/graph",
+    response_model=GraphOut,
+    responses=_errors(401, 403, 404),
+    tags=["executions"],
+)
+async def get_graph(execution_id: str, bearer: Bearer, api: ApiDep) -> GraphOut:
+    """The DAG of the definition the execution runs (viewer): steps and what each waits for."""
+    target = f"execution/{execution_id}"
+    async with api.call(_text(bearer), "execution.graph", target, mutating=False) as call:
+        execution = await api.store.get_execution(execution_id)
+        call.require("viewer", execution.workflow_id)
+        source = await api.store.get_definition(execution.workflow_hash)
+        workflow = api.workflow(execution.workflow_hash, source)
+        return GraphOut(
+            workflow_id=execution.workflow_id,
+            workflow_hash=execution.workflow_hash,
+            steps=GraphStepOut.graph(workflow),
+        )
+
+
+@router.get(
+    "/executions/{execution_id}/artifacts/{digest}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/json": {}}, "description": "The output, as JSON."},
+        **_errors(401, 403, 404),
+    },
+    tags=["executions"],
+)
+async def get_artifact(execution_id: str, digest: str, bearer: Bearer, api: ApiDep) -> Response:
+    """An output the execution keeps in the artifact store (viewer), checked against its digest.
+
+    Only artifacts the execution refers to are served.
+    """
+    from sire.artifacts import digest_of, is_ref
+
+    target = f"execution/{execution_id}/artifacts/{digest}"
+    async with api.call(_text(bearer), "execution.artifact", target, mutating=False) as call:
+        execution = await api.store.get_execution(execution_id)
+        call.require("viewer", execution.workflow_id)
+        values = [s.output for s in execution.step_states.values()] + [execution.outputs]
+        refs = [v for v in values if is_ref(v) and digest_of(v) == digest]
+        if not refs:
+            raise NotFoundError(f"execution {execution_id} has no artifact {digest}")
+        from sire.secrets.redact import shown
+
+        value = await api.artifacts.resolve(refs[0])
+        return Response(json.dumps(shown(value)), media_type="application/json")
 
 
 @router.post(

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 
 from sire.errors import StaleLeaseError
-from sire.storage.base import Lease, Leadership, Member
+from sire.storage.base import Leadership, Lease, Member
 
 Conn = psycopg.AsyncConnection[Any]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from sire.errors import StaleLeaseError
-from sire.storage.base import Lease, Leadership, Member
+from sire.storage.base import Leadership, Lease, Member
 from sire.storage.sqlite.jobs import Jobs
 
 
