@@ -104,9 +104,7 @@ def _artifact_threshold(environ: Mapping[str, str], reader: _Reader) -> int:
     except ValueError:
         threshold = -1
     if threshold < 0:
-        raise ConfigError(
-            f"SIRE_ARTIFACT_THRESHOLD={raw!r} is not a size in bytes (e.g. 262144)"
-        )
+        raise ConfigError(f"SIRE_ARTIFACT_THRESHOLD={raw!r} is not a size in bytes (e.g. 262144)")
     return threshold
 
 
