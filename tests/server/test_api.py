@@ -354,7 +354,7 @@ def test_the_openapi_document_lists_every_route_with_its_errors(harness: Harness
         for path, item in document["paths"].items()
         for method, op in item.items()
     ]
-    assert len(operations) == 17
+    assert len(operations) == 18
     for path, method, op in operations:
         assert "422" not in op["responses"], (path, method)
         if path != "/v1/health":
@@ -419,6 +419,7 @@ def test_an_artifact_shows_as_a_link_the_api_serves_and_the_graph_and_me_answer(
         missing = client.get(f"/v1/executions/{execution_id}/artifacts/{'0' * 64}", headers=auth)
         graph = client.get(f"/v1/executions/{execution_id}/graph", headers=auth).json()
         me = client.get("/v1/me", headers=auth).json()
+        plan = client.get(f"/v1/executions/{execution_id}/plan", headers=auth).json()
 
     assert shown["status"] == "completed"
     assert link.startswith(f"/v1/executions/{execution_id}/artifacts/")
@@ -429,3 +430,9 @@ def test_an_artifact_shows_as_a_link_the_api_serves_and_the_graph_and_me_answer(
     assert [(s["id"], s["depends"]) for s in graph["steps"]] == [("a", []), ("b", ["a"])]
     assert graph["steps"][0]["tool"] == "sire:local/text.template"
     assert me["grants"] == [{"role": "admin", "workflow_id": None}]
+    # b has no `with:`: it was called with a's output (read back from the artifact store)
+    assert plan["execution_id"] == execution_id
+    assert [s["params"] for s in plan["steps"]] == [
+        {"template": "x" * 100},  # rendered, as the tool got it
+        {"text": "x" * 100},
+    ]

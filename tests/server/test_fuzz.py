@@ -104,8 +104,8 @@ def admin_token(request: pytest.FixtureRequest) -> Iterator[str]:
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled():
         print(f"\nschemathesis fuzz: {total} cases over {len(CASES)} operations")
-    assert len(CASES) == 17, CASES
-    assert total >= 17 * 10, CASES
+    assert len(CASES) == 18, CASES
+    assert total >= 18 * 10, CASES
 
 
 @schema.parametrize()

@@ -213,6 +213,15 @@ ENDPOINTS = [
         200,
         lambda h: ("GET", with_artifact(h), None),
     ),
+    Endpoint(
+        "plan",
+        "execution.plan",
+        "viewer",
+        "wf",
+        False,
+        200,
+        lambda h: ("GET", f"/v1/executions/{pending(h)}/plan", None),
+    ),
     Endpoint("me", "token.me", "viewer", "any", False, 200, lambda h: ("GET", "/v1/me", None)),
     Endpoint(
         "cancel",

@@ -107,13 +107,22 @@ def build_plan(
     env: Mapping[str, str] | None = None,
     *,
     workspace: str | None = None,
+    outputs: Mapping[str, Any] | None = None,
+    execution_id: str | None = None,
 ) -> Plan:
     """Plan a run of `workflow` with `inputs` (resolved; a declared input left out is pending).
 
     `env` is the template `env` allow-list (rendered: it is the user's to show);
-    `workspace`, when given, is what `execution.workspace` renders to.
+    `workspace`, when given, is what `execution.workspace` renders to. For an execution
+    under way, `outputs` holds the outputs of its completed steps by step id (their
+    dependents' parameters render as they did or will) and `execution_id` its id.
     """
-    return _Planner(workflow, inputs, env or {}, workspace).plan()
+    planner = _Planner(workflow, inputs, env or {}, workspace)
+    for step_id, output in (outputs or {}).items():
+        planner.steps[step_id] = {"output": output, "status": "completed"}
+    if execution_id is not None:
+        planner.context["execution"]["id"] = execution_id
+    return planner.plan()
 
 
 # --- rendering with placeholders ------------------------------------------------------
@@ -324,8 +333,15 @@ class _Planner:
     def params(self, step: Step, here: str, where: str, scope: Mapping[str, Any]) -> Any:
         if step.params is not None:
             return self.render(dict(step.params), f"{here}.with", f"{where}.with", scope)
-        if step.depends:  # the inputs overlaid by the parents' outputs
+        known = [self.steps[p] for p in step.depends]
+        if step.depends and any(isinstance(k, _Unknown) for k in known):
             return Pending(None, tuple(f"steps.{p}.output" for p in step.depends))
+        if step.depends:  # the inputs overlaid by the parents' outputs, as the engine does
+            overlay = {name: v for name, v in self.inputs.items() if not isinstance(v, _Unknown)}
+            for parent in known:
+                if isinstance(parent["output"], dict):
+                    overlay.update(parent["output"])
+            return overlay
         return {
             name: Pending(None, (f"inputs.{name}",)) if isinstance(v, _Unknown) else v
             for name, v in self.inputs.items()

@@ -277,6 +277,50 @@ async def get_graph(execution_id: str, bearer: Bearer, api: ApiDep) -> GraphOut:
 
 
 @router.get(
+    "/executions/{execution_id}/plan",
+    responses=_errors(401, 403, 404),
+    tags=["executions"],
+)
+async def get_plan(execution_id: str, bearer: Bearer, api: ApiDep) -> dict[str, Any]:
+    """Each step's parameters as rendered from the stored inputs and outputs (viewer).
+
+    The document `sire run --dry-run --json` prints, for the execution so far: the
+    parameters of a step whose parents completed are those it was (or will be) called
+    with; what waits on an unfinished step or a secret stays pending (never shown).
+    """
+    from sire.artifacts import resolve_execution
+    from sire.cli.plan import plan_document
+    from sire.engine.plan import build_plan
+    from sire.model.execution import StepStatus
+    from sire.secrets.redact import shown
+
+    target = f"execution/{execution_id}"
+    async with api.call(_text(bearer), "execution.plan", target, mutating=False) as call:
+        execution = await api.store.get_execution(execution_id)
+        call.require("viewer", execution.workflow_id)
+        source = await api.store.get_definition(execution.workflow_hash)
+        workflow = api.workflow(execution.workflow_hash, source)
+        execution = await resolve_execution(api.artifacts, execution)
+        outputs = {
+            key: shown(state.output)
+            for key, state in execution.step_states.items()
+            if state.status is StepStatus.COMPLETED and "/" not in key
+        }
+        plan = build_plan(
+            workflow,
+            execution.inputs,
+            api.config.template_env(),
+            workspace=execution.workspace,
+            outputs=outputs,
+            execution_id=execution.id,
+        )
+        document = plan_document(plan, {}, (), plan.problems, online=False)
+        document["dry_run"] = False
+        document["execution_id"] = execution.id
+        return document
+
+
+@router.get(
     "/executions/{execution_id}/artifacts/{digest}",
     response_class=Response,
     responses={
