@@ -1058,3 +1058,12 @@ async def test_a_claim_without_recover_takes_pending_executions_only(store: Stor
     assert [c.execution_id for c in claimed] == ["fresh"]
     claimed = await store.claim_executions("leader", TTL, later, limit=10)
     assert [c.execution_id for c in claimed] == ["orphan"]
+
+
+async def test_list_executions_filters_by_creation_time(store: Store) -> None:
+    for n in range(4):
+        await create(store, f"e{n}", created_at=T0 + n)
+    found = await store.list_executions(since=T0 + 1, before=T0 + 3)
+    assert [e.id for e in found] == ["e2", "e1"]
+    assert [e.id for e in await store.list_executions(since=T0 + 3)] == ["e3"]
+    assert [e.id for e in await store.list_executions(before=T0 + 1)] == ["e0"]

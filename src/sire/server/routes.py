@@ -218,6 +218,12 @@ async def list_executions(
     status: Annotated[list[ExecutionStatus] | None, Query(description="Only these.")] = None,
     workflow_id: Annotated[str | None, Query(description="Only this workflow's.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    since: Annotated[
+        float | None, Query(ge=0, le=1e11, description="Created at or after (epoch seconds).")
+    ] = None,
+    before: Annotated[
+        float | None, Query(ge=0, le=1e11, description="Created before (epoch seconds).")
+    ] = None,
 ) -> ExecutionList:
     """Executions the token may inspect, newest first, without their steps."""
     async with api.call(_text(bearer), "execution.list", "executions", mutating=False) as call:
@@ -229,12 +235,14 @@ async def list_executions(
             scopes = None if visible is None else sorted(visible)
         store = api.store
         if scopes is None:
-            found = await store.list_executions(statuses=status, limit=limit)
+            found = await store.list_executions(
+                statuses=status, limit=limit, since=since, before=before
+            )
         else:
             found = []
             for scope in scopes:
                 found += await store.list_executions(
-                    statuses=status, workflow_id=scope, limit=limit
+                    statuses=status, workflow_id=scope, limit=limit, since=since, before=before
                 )
             found.sort(key=lambda e: (e.created_at, e.id), reverse=True)
         return ExecutionList(executions=[ExecutionOut.of(e, steps=False) for e in found[:limit]])

@@ -189,8 +189,13 @@ class Store(Protocol):
         statuses: Collection[ExecutionStatus] | None = None,
         workflow_id: str | None = None,
         limit: int = 100,
+        since: float | None = None,
+        before: float | None = None,
     ) -> list[Execution]:
-        """Executions newest first, without their step states."""
+        """Executions newest first, without their step states.
+
+        `since` and `before` bound `created_at` (`since <= created_at < before`).
+        """
         ...
 
     async def list_events(self, execution_id: str, *, after: int = 0) -> list[Event]:

@@ -90,12 +90,16 @@ class MemoryStore:
         statuses: Collection[ExecutionStatus] | None = None,
         workflow_id: str | None = None,
         limit: int = 100,
+        since: float | None = None,
+        before: float | None = None,
     ) -> list[Execution]:
         found = [
             row.execution
             for row in self._rows.values()
             if (statuses is None or row.execution.status in statuses)
             and (workflow_id is None or row.execution.workflow_id == workflow_id)
+            and (since is None or row.execution.created_at >= since)
+            and (before is None or row.execution.created_at < before)
         ]
         found.sort(key=lambda e: (e.created_at, e.id), reverse=True)
         return [_summary(e) for e in found[:limit]]

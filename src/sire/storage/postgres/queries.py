@@ -138,6 +138,8 @@ LIST_EXECUTIONS = (
     + """
 WHERE (%(statuses)s::text[] IS NULL OR status = ANY (%(statuses)s::text[]))
   AND (%(workflow_id)s::text IS NULL OR workflow_id = %(workflow_id)s::text)
+  AND (%(since)s::float8 IS NULL OR created_at >= %(since)s::float8)
+  AND (%(before)s::float8 IS NULL OR created_at < %(before)s::float8)
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s
 """

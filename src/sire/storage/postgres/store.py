@@ -214,11 +214,15 @@ class PostgresStore:
         statuses: Collection[ExecutionStatus] | None = None,
         workflow_id: str | None = None,
         limit: int = 100,
+        since: float | None = None,
+        before: float | None = None,
     ) -> list[Execution]:
         params = {
             "statuses": None if statuses is None else [str(s) for s in statuses],
             "workflow_id": workflow_id,
             "limit": limit,
+            "since": since,
+            "before": before,
         }
         async with self._connection() as conn:
             cursor = await conn.execute(Q.LIST_EXECUTIONS, params)

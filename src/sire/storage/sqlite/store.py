@@ -163,13 +163,15 @@ class SQLiteStore:
         statuses: Collection[ExecutionStatus] | None = None,
         workflow_id: str | None = None,
         limit: int = 100,
+        since: float | None = None,
+        before: float | None = None,
     ) -> list[Execution]:
         wanted: list[str | None] = []
         if statuses is not None:
             chosen = {str(s) for s in statuses}
             wanted = [s for s in EXECUTION_STATUS if s in chosen]
         wanted += [None] * (len(EXECUTION_STATUS) - len(wanted))
-        params = (None if statuses is None else 1, *wanted, workflow_id, limit)
+        params = (None if statuses is None else 1, *wanted, workflow_id, limit, since, before)
         return await self._submit(Jobs.list_executions, params, write=False)
 
     async def list_events(self, execution_id: str, *, after: int = 0) -> list[Event]:

@@ -8,8 +8,9 @@
 -- fails write nothing. Every other transition appends its `step` event, in order, and
 -- upserts its step once per run of consecutive transitions of that step, in the run's
 -- last state; a new step is placed at its first event's seq. Returns the pairs whose
--- fence held. The statements inside are planned once per session (PL/pgSQL caches
--- them), which makes this far cheaper than the equivalent CTE sent each time.
+-- fence held. The batch is one JSON text, cheap for the client to build (no array
+-- parameters to adapt), and the statements inside are planned once per session
+-- (PL/pgSQL caches their plans).
 
 CREATE FUNCTION sire_transitions(written_at double precision, batch jsonb)
 RETURNS TABLE (fenced_id text, fenced_token bigint)
@@ -53,7 +54,7 @@ BEGIN
             (t ->> 9)::float8, (t ->> 10)::float8, (t ->> 11)::float8, nullif(t -> 12, 'null'),
             (t ->> 13)::bool, first_seq
         )
-        ON CONFLICT ON CONSTRAINT steps_pkey DO UPDATE SET
+        ON CONFLICT (execution_id, key) DO UPDATE SET
             status = excluded.status,
             output = excluded.output,
             error = excluded.error,

@@ -25,12 +25,15 @@ SELECT key, status, output, error, attempts, next_attempt, started_at, finished_
 FROM steps WHERE execution_id = ? ORDER BY pos;
 
 -- name: list_executions
--- ?1: 1 to filter on the statuses ?2..?7 (unused ones NULL); ?8: workflow id or NULL.
+-- ?1: 1 to filter on the statuses ?2..?7 (unused ones NULL); ?8: workflow id or NULL;
+-- ?10, ?11: created_at from (inclusive), to (exclusive), or NULL.
 SELECT id, workflow_id, workflow_hash, status, inputs, outputs, error, workspace,
        created_at, updated_at
 FROM executions
 WHERE (?1 IS NULL OR status IN (?2, ?3, ?4, ?5, ?6, ?7))
   AND (?8 IS NULL OR workflow_id = ?8)
+  AND (?10 IS NULL OR created_at >= ?10)
+  AND (?11 IS NULL OR created_at < ?11)
 ORDER BY created_at DESC, id DESC
 LIMIT ?9;
 
