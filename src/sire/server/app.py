@@ -38,6 +38,7 @@ from sire.errors import (
     StoreError,
     TemplateError,
 )
+from sire.model.execution import Execution
 from sire.model.workflow import Workflow
 from sire.server.auth import Denied, authenticate, require
 from sire.storage import open_store
@@ -159,6 +160,17 @@ class Call:
     def require(self, role: str, workflow_id: str | None = None) -> None:
         """Raises: Denied: 403 when the token lacks `role` on `workflow_id` (None: all)."""
         require(self.token, role, workflow_id)
+
+    async def execution(self, store: Store, execution_id: str, role: str) -> Execution:
+        """The execution, once the token is found to hold `role` on its workflow.
+
+        Raises:
+            NotFoundError: no such execution.
+            Denied: 403 when the token lacks the role.
+        """
+        execution = await store.get_execution(execution_id)
+        self.require(role, execution.workflow_id)
+        return execution
 
 
 def status_of(exc: Exception) -> int:

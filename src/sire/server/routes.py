@@ -258,8 +258,7 @@ async def get_execution(execution_id: str, bearer: Bearer, api: ApiDep) -> Execu
     """An execution (viewer on its workflow), with the state of each step."""
     target = f"execution/{execution_id}"
     async with api.call(_text(bearer), "execution.get", target, mutating=False) as call:
-        execution = await api.store.get_execution(execution_id)
-        call.require("viewer", execution.workflow_id)
+        execution = await call.execution(api.store, execution_id, "viewer")
         return ExecutionOut.of(execution)
 
 
@@ -273,8 +272,7 @@ async def get_graph(execution_id: str, bearer: Bearer, api: ApiDep) -> GraphOut:
     """The DAG of the definition the execution runs (viewer): steps and what each waits for."""
     target = f"execution/{execution_id}"
     async with api.call(_text(bearer), "execution.graph", target, mutating=False) as call:
-        execution = await api.store.get_execution(execution_id)
-        call.require("viewer", execution.workflow_id)
+        execution = await call.execution(api.store, execution_id, "viewer")
         source = await api.store.get_definition(execution.workflow_hash)
         workflow = api.workflow(execution.workflow_hash, source)
         return GraphOut(
@@ -304,8 +302,7 @@ async def get_plan(execution_id: str, bearer: Bearer, api: ApiDep) -> dict[str, 
 
     target = f"execution/{execution_id}"
     async with api.call(_text(bearer), "execution.plan", target, mutating=False) as call:
-        execution = await api.store.get_execution(execution_id)
-        call.require("viewer", execution.workflow_id)
+        execution = await call.execution(api.store, execution_id, "viewer")
         source = await api.store.get_definition(execution.workflow_hash)
         workflow = api.workflow(execution.workflow_hash, source)
         execution = await resolve_execution(api.artifacts, execution)
@@ -346,8 +343,7 @@ async def get_artifact(execution_id: str, digest: str, bearer: Bearer, api: ApiD
 
     target = f"execution/{execution_id}/artifacts/{digest}"
     async with api.call(_text(bearer), "execution.artifact", target, mutating=False) as call:
-        execution = await api.store.get_execution(execution_id)
-        call.require("viewer", execution.workflow_id)
+        execution = await call.execution(api.store, execution_id, "viewer")
         values = [s.output for s in execution.step_states.values()] + [execution.outputs]
         refs = [v for v in values if is_ref(v) and digest_of(v) == digest]
         if not refs:
@@ -368,8 +364,7 @@ async def cancel_execution(execution_id: str, bearer: Bearer, api: ApiDep) -> Ex
     """Cancel (operator): at once if no one drives it, else at its driver's next heartbeat."""
     target = f"execution/{execution_id}"
     async with api.call(_text(bearer), "execution.cancel", target, mutating=True) as call:
-        execution = await api.store.get_execution(execution_id)
-        call.require("operator", execution.workflow_id)
+        execution = await call.execution(api.store, execution_id, "operator")
         execution = await api.store.request_cancel(execution_id, api.clock.time())
         call.detail["execution_status"] = str(execution.status)
         return ExecutionOut.of(execution)
@@ -460,8 +455,7 @@ async def stream_events(
     """
     target = f"execution/{execution_id}"
     async with api.call(_text(bearer), "execution.events", target, mutating=False) as call:
-        execution = await api.store.get_execution(execution_id)
-        call.require("viewer", execution.workflow_id)
+        await call.execution(api.store, execution_id, "viewer")
     last = request.headers.get("last-event-id", "")
     if last.isdigit() and len(last) < 19:
         after = max(after, int(last))
