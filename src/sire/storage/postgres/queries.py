@@ -1,4 +1,4 @@
-"""The SQL of PostgresStore: each fenced write is one statement.
+"""The SQL of PostgresStore: each step transition and each fenced write is one statement.
 
 A fenced statement starts with a CTE `fence` that updates the execution's row only
 while `lease_token` is the writer's, and takes everything else it writes from that
@@ -9,6 +9,34 @@ in a SELECT list carry casts, since PostgreSQL cannot infer their types there.
 """
 
 from __future__ import annotations
+
+#: One step transition: fence, append its event, upsert the step (placed, when new, at
+#: its first event's seq). Parameters: now, id, token; at, key, status, data; the step row.
+TRANSITION = """
+WITH fence AS (
+    UPDATE executions SET updated_at = %s WHERE id = %s AND lease_token = %s RETURNING id
+), event AS (
+    INSERT INTO events (execution_id, at, kind, key, status, data)
+    SELECT id, %s::float8, 'step', %s::text, %s::text, %s::jsonb FROM fence RETURNING seq
+)
+INSERT INTO steps (
+    execution_id, key, status, output, error, attempts, next_attempt, started_at,
+    finished_at, checkpoint, mocked, pos
+)
+SELECT %s::text, %s::text, %s::text, %s::jsonb, %s::text, %s::int4, %s::float8, %s::float8,
+       %s::float8, %s::jsonb, %s::bool, seq
+FROM event
+ON CONFLICT (execution_id, key) DO UPDATE SET
+    status = excluded.status,
+    output = excluded.output,
+    error = excluded.error,
+    attempts = excluded.attempts,
+    next_attempt = excluded.next_attempt,
+    started_at = excluded.started_at,
+    finished_at = excluded.finished_at,
+    checkpoint = excluded.checkpoint,
+    mocked = excluded.mocked
+"""
 
 #: Status (and outputs, error) with its event. Outputs NULL keeps the stored ones.
 UPDATE_EXECUTION = """

@@ -2,12 +2,12 @@
 
 Above: the engine, the agent, the CLI and the server, through the Store protocol
 (base.py). Below: `psycopg_pool.AsyncConnectionPool` (autocommit connections) and
-the SQL of queries.py. Step transitions are written by one call of the server-side
-function `sire_transitions` (migration 0003): one statement, so one transaction and
-one round trip, planned once per connection. Staged transitions ride the next
-durable write of their execution in the same transaction (in that call, or before
-another write in a pipeline: one round trip still), or are written on their own
-after STAGED_DELAY. Writes that carry staged transitions of an execution are
+the SQL of queries.py. A step transition is one statement, so one transaction and
+one round trip; staged transitions ride the next durable write of their execution
+in the same transaction (with a transition: one call of the server-side function
+`sire_transitions` of migration 0003, the batch as one JSON text; before another
+write: a pipeline, one round trip still), or are written on their own after
+STAGED_DELAY. Writes that carry staged transitions of an execution are
 ordered before that execution's later writes, so a step's `running` never lands
 after its `completed`.
 """
@@ -61,9 +61,9 @@ EXECUTION_STATUS = {s.value: s for s in ExecutionStatus}
 
 Conn = psycopg.AsyncConnection[Any]
 
-#: A step transition as the store stages and writes it: (execution id, lease token,
-#: its element of `sire_transitions`' batch, as JSON text).
-Transition = tuple[str, int, str]
+#: A step transition as the store stages and writes it: the parameters of Q.TRANSITION
+#: (`_transition`); `_element` makes it an element of Q.TRANSITIONS' batch.
+Transition = tuple[Any, ...]
 
 
 async def open_postgres(
@@ -252,7 +252,7 @@ class PostgresStore:
 
     async def record_transition(self, lease: Lease, key: str, state: StepState) -> None:
         transition = self._transition(lease, key, state, time.time())
-        if not await self._write(lease.execution_id, Q.TRANSITIONS, transition):
+        if not await self._write(lease.execution_id, Q.TRANSITION, transition):
             raise await self._stale_apart(lease)
 
     async def add_logs(self, lease: Lease, key: str, entries: Sequence[LogEntry]) -> None:
@@ -546,16 +546,15 @@ class PostgresStore:
             await carrier  # an earlier write carries this execution's staged ones
         staged = self._staged.pop(execution_id, None)
         if not staged:
-            if statement is Q.TRANSITIONS:  # `params` is one Transition
-                return int(params[:2] in await self._write_staged([params]))
             async with self._connection() as conn:
                 cursor = await conn.execute(statement, params)
                 return await _outcome(cursor, fetch)
         carrier = asyncio.get_running_loop().create_future()
         self._carriers[execution_id] = carrier
         try:
-            if statement is Q.TRANSITIONS:  # one call for them all: one round trip
-                return int(params[:2] in await self._write_staged([*staged, params]))
+            if statement is Q.TRANSITION:  # one call for them all: one round trip
+                fenced = await self._write_staged([*staged, params])
+                return int((params[1], params[2]) in fenced)
             async with self._connection() as conn, conn.pipeline(), conn.transaction():
                 await conn.execute(*_batch(staged))
                 cursor = await conn.execute(statement, params)
@@ -639,22 +638,8 @@ class PostgresStore:
             if next_attempt is not None:
                 fields["next_attempt"] = next_attempt
             data = self._json(fields, f"execution {eid}: step '{key}'")
-        output = "null"
-        if state.output is not None:
-            output = self._json(state.output, f"execution {eid}: the output of step '{key}'")
-        checkpoint = "null"
-        if state.checkpoint is not None:
-            checkpoint = self._json(state.checkpoint, f"the checkpoint of '{key}'")
-        # An element of sire_transitions' batch (see migration 0003), built from text
-        # already encoded: the output, checkpoint and event data are JSON themselves.
-        element = (
-            f"[{_encode(eid)},{int(lease.token)},{_float(at)},{_encode(key)},"
-            f"{_encode(str(state.status))},{data},{output},{_encode(error)},"
-            f"{int(attempts)},{_float(next_attempt)},{_float(state.started_at)},"
-            f"{_float(state.finished_at)},{checkpoint},"
-            f"{'true' if state.mocked else 'false'}]"
-        )
-        return eid, lease.token, element
+        step = self._step_row(eid, key, state)
+        return (at, eid, lease.token, at, key, step[2], data, *step)
 
     def _step_row(self, execution_id: str, key: str, state: StepState) -> tuple[Any, ...]:
         output, checkpoint = state.output, state.checkpoint
@@ -688,7 +673,20 @@ class PostgresStore:
 
 def _batch(transitions: list[Transition]) -> tuple[str, tuple[float, str]]:
     """Q.TRANSITIONS and its parameters for `transitions`, in order."""
-    return Q.TRANSITIONS, (time.time(), f"[{','.join(t[2] for t in transitions)}]")
+    return Q.TRANSITIONS, (time.time(), f"[{','.join(map(_element, transitions))}]")
+
+
+def _element(transition: Transition) -> str:
+    """A transition as an element of sire_transitions' batch (see migration 0003), built
+    from text already encoded: its output, checkpoint and event data are JSON."""
+    at, eid, token, _, key, status, data, _, _, _, output, error, attempts = transition[:13]
+    next_attempt, started_at, finished_at, checkpoint, mocked = transition[13:]
+    return (
+        f"[{_encode(eid)},{int(token)},{_float(at)},{_encode(key)},{_encode(status)},"
+        f"{data},{'null' if output is None else output},{_encode(error)},{int(attempts)},"
+        f"{_float(next_attempt)},{_float(started_at)},{_float(finished_at)},"
+        f"{'null' if checkpoint is None else checkpoint},{'true' if mocked else 'false'}]"
+    )
 
 
 def _float(value: float | None) -> str:
