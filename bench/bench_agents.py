@@ -11,8 +11,10 @@ Python connection (bench_postgres.raw_floor); for SQLite, the same with the stor
 pragmas (bench_durable.raw_floor, synchronous=NORMAL). The cluster keeps PostgreSQL's
 default durability (fsync on, synchronous_commit on), on loopback.
 
-Target: >= 0.5x the floor's steps/s (the issue's <= 2x floor per step), and no lost
-or doubled step at any agent count. Skips (exit 0) where PostgreSQL's binaries are absent.
+Target: no lost or doubled step at any agent count. The floor is a serial loop, so
+it is a scale, not a bound: agents drive 16 executions at once each. The per-step
+overhead target (<= 2x a raw commit) is bench_postgres.py's. Skips (exit 0) where
+PostgreSQL's binaries are absent.
 """
 
 from __future__ import annotations
@@ -219,7 +221,7 @@ def result(name: str, count: int, run: Run, floor: float, floor_name: str) -> No
     rate = count * per_step / timing.elapsed
     print(
         f"{name + ', wall from agent start':<54} {rate:10.0f} steps/s   floor {floor:9.0f} "
-        f"steps/s ({floor_name})   target >= 0.5x floor, no lost or doubled step",
+        f"steps/s ({floor_name})   target no lost or doubled step",
         flush=True,
     )
     print(f"{'    ratio to the floor':<54} {rate / floor:10.2f} x", flush=True)
