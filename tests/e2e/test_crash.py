@@ -167,6 +167,9 @@ def test_a_killed_run_is_finished_by_the_agent_without_rerunning_completed_steps
 
 
 def test_two_agents_racing_never_run_a_step_twice(tmp_path: Path, env: dict[str, str]) -> None:
+    # They race to claim; none dies. A lease long enough that no stall of a loaded
+    # machine lets one expire (then a takeover would rerun a step, at least once).
+    env = {**env, "SIRE_LEASE_TTL": "30s"}
     (tmp_path / "ledger.yaml").write_text(LEDGER)
     url = f"sqlite:///{tmp_path / 'sire.db'}"
     ids = []
