@@ -195,8 +195,10 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium, for one test module at a time: Playwright's sync API runs an event loop in
+    the main thread while it is open, and every later asyncio test would find it there."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

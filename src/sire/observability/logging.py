@@ -258,7 +258,10 @@ def _redact(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
 
     redactor = active()
     for key, value in event.items():
-        if isinstance(value, str | dict | list | tuple):
+        if type(value) is str:  # most fields: a sealed value is never a string
+            if redactor:
+                event[key] = redactor.text(value)
+        elif isinstance(value, str | dict | list | tuple):
             event[key] = redactor.redact(shown(value)) if redactor else shown(value)
     return event
 
