@@ -41,7 +41,7 @@ def server(
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ) -> None:
-    """Serve the HTTP API (tokens, roles, audit) until stopped (SIGTERM or Ctrl-C)."""
+    """Serve the HTTP API (tokens, roles, audit) and the dashboard at /ui/ until stopped."""
     import socket
 
     import uvicorn
@@ -69,6 +69,7 @@ def server(
         emit_json({"url": where, "port": bound, "agent": agent})
     else:
         print(f"sire server listening on {where}" + ("  (agent on)" if agent else ""))
+        print(f"dashboard at {where}/ui/")
     sys.stdout.flush()
     # Open event streams get 5 s to end on a stop, then are cut (clients reconnect).
     settings = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
