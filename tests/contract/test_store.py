@@ -1067,3 +1067,17 @@ async def test_list_executions_filters_by_creation_time(store: Store) -> None:
     assert [e.id for e in found] == ["e2", "e1"]
     assert [e.id for e in await store.list_executions(since=T0 + 3)] == ["e3"]
     assert [e.id for e in await store.list_executions(before=T0 + 1)] == ["e0"]
+
+
+async def test_update_execution_with_release_gives_the_lease_up_in_the_same_write(
+    store: Store,
+) -> None:
+    await create(store)
+    lease = await drive(store, now=T0)
+    await store.update_execution(lease, ExecutionStatus.FAILED, error="boom", release=True)
+    assert await store.list_leases(T0) == []
+    again = await store.acquire_lease("exec-1", "resumer", TTL, T0 + 1)  # not held: granted
+    assert again.token == lease.token + 1
+    with pytest.raises(StaleLeaseError):  # and the former driver is fenced off
+        await store.update_execution(lease, ExecutionStatus.RUNNING, release=True)
+    assert (await store.get_execution("exec-1")).status is ExecutionStatus.FAILED

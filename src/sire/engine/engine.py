@@ -474,8 +474,8 @@ class _Run:
         outputs: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
-        await self.set_status(status, outputs=outputs, error=error)
-        await self.release()
+        # The last write gives the lease back in the same commit.
+        await self.set_status(status, outputs=outputs, error=error, release=True)
 
     async def release(self) -> None:
         # Shielded: an interrupted driver must still give its lease back.
@@ -940,6 +940,7 @@ class _Run:
         outputs: dict[str, Any] | None = None,
         error: str | None = None,
         data: Mapping[str, Any] | None = None,
+        release: bool = False,
     ) -> None:
         execution = self.execution
         stored = outputs
@@ -959,6 +960,10 @@ class _Run:
         if data:
             await self.store.update_execution(
                 self.lease, status, outputs=stored, error=error, data=data
+            )
+        elif release:
+            await self.store.update_execution(
+                self.lease, status, outputs=stored, error=error, release=True
             )
         else:
             await self.store.update_execution(self.lease, status, outputs=stored, error=error)

@@ -228,11 +228,13 @@ class Store(Protocol):
         outputs: Mapping[str, Any] | None = None,
         error: str | None = None,
         data: Mapping[str, Any] | None = None,
+        release: bool = False,
     ) -> None:
         """Set the execution's status, and its outputs or error when it finishes.
 
         `data` (JSON-able) goes into the status event's data beside `error`: a drive's
-        trace context rides on its `running` event.
+        trace context rides on its `running` event. With `release`, the lease is given
+        up in the same write (`release_lease`): a driver's last write costs one commit.
         """
         ...
 

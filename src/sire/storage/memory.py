@@ -132,6 +132,7 @@ class MemoryStore:
         outputs: Mapping[str, Any] | None = None,
         error: str | None = None,
         data: Mapping[str, Any] | None = None,
+        release: bool = False,
     ) -> None:
         self._flush()
         row = self._fenced(lease)
@@ -145,6 +146,9 @@ class MemoryStore:
         if data:
             event.update(copy.deepcopy(dict(data)))
         self._event(execution.id, "execution", None, status, event)
+        if release:
+            row.lease_owner = None
+            row.lease_expires_at = None
 
     # -- leases ---------------------------------------------------------------------
 

@@ -42,7 +42,9 @@ ON CONFLICT (execution_id, key) DO UPDATE SET
 UPDATE_EXECUTION = """
 WITH fence AS (
     UPDATE executions
-    SET status = %s, outputs = coalesce(%s::jsonb, outputs), error = %s, updated_at = %s
+    SET status = %s, outputs = coalesce(%s::jsonb, outputs), error = %s, updated_at = %s,
+        lease_owner = CASE WHEN %s THEN NULL ELSE lease_owner END,
+        lease_expires_at = CASE WHEN %s THEN NULL ELSE lease_expires_at END
     WHERE id = %s AND lease_token = %s
     RETURNING id, status, updated_at
 )

@@ -285,6 +285,7 @@ class PostgresStore:
         outputs: Mapping[str, Any] | None = None,
         error: str | None = None,
         data: Mapping[str, Any] | None = None,
+        release: bool = False,
     ) -> None:
         eid = lease.execution_id
         encoded = None if outputs is None else self._json(outputs, f"execution {eid}: outputs")
@@ -292,7 +293,17 @@ class PostgresStore:
         if data:
             event.update(data)
         event_data = self._json(event, f"execution {eid}: error") if event else "{}"
-        params = (str(status), encoded, error, time.time(), eid, lease.token, event_data)
+        params = (
+            str(status),
+            encoded,
+            error,
+            time.time(),
+            release,
+            release,
+            eid,
+            lease.token,
+            event_data,
+        )
         if not await self._write(eid, Q.UPDATE_EXECUTION, params):
             raise await self._stale_apart(lease)
 

@@ -125,11 +125,13 @@ class Jobs:
     def flush(self) -> None:
         """Nothing of its own: the job's staged transitions are all its work."""
 
-    def update(self, params: tuple[Any, ...], data: str) -> None:
+    def update(self, params: tuple[Any, ...], data: str, release: bool = False) -> None:
         now = time.time()
         status, outputs, error, execution_id, token = params
         self._fenced(Q.set_status, (status, outputs, error, now, execution_id, token))
         self.conn.execute(Q.add_event, (execution_id, now, "execution", None, status, data))
+        if release:  # fenced just above: the lease is still this token's
+            self.conn.execute(Q.release_lease, (execution_id, token))
 
     def acquire(self, execution_id: str, owner: str, expires_at: float, now: float) -> Lease:
         _, holder, holder_expires_at, _, _ = self._lease_row(execution_id)

@@ -231,6 +231,7 @@ class SQLiteStore:
         outputs: Mapping[str, Any] | None = None,
         error: str | None = None,
         data: Mapping[str, Any] | None = None,
+        release: bool = False,
     ) -> None:
         eid = lease.execution_id
         encoded = None if outputs is None else self._json(outputs, f"execution {eid}: outputs")
@@ -242,6 +243,7 @@ class SQLiteStore:
             Jobs.update,
             (str(status), encoded, error, eid, lease.token),
             event_data,
+            release,
             staged=self._take_staged(),
         )
 
