@@ -36,15 +36,10 @@ from sire.model.loader import parse_workflow
 from sire.server.auth import mint
 from sire.storage.sqlite import open_sqlite
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from dashboard.conftest import CHROMIUM_ARGS  # the browser tests' flags, one list
+
 SMALL = "id: small\nsteps:\n  - {id: a, tool: 'sire:local/echo'}\n  - {id: b, tool: 'sire:local/echo', needs: [a]}\n"  # noqa: E501
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 #: before any page script: record the longest task
 LONGTASKS = """
 window.__longest = 0;
@@ -151,7 +146,7 @@ def main() -> None:
         server, base = serve(home)
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)
+                browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
                 pages = [
                     (
                         f"executions list, {executions} executions",

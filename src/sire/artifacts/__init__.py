@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 from sire.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
+    from sire.config import Config
     from sire.model.execution import Execution
 
 #: The key of a reference to an artifact, in place of an output.
@@ -143,9 +144,10 @@ def open_artifacts(url: str) -> ArtifactStore:
     return LocalArtifacts(Path(url).expanduser())
 
 
-def configured(config_url: str | None, threshold: int, home: Path) -> Artifacts:
-    """The artifacts of a process: `config_url`, or `home/artifacts` when None."""
-    return Artifacts(open_artifacts(config_url or str(home / "artifacts")), threshold)
+def configured(config: Config) -> Artifacts:
+    """The artifacts of a process: `artifacts.url`, or `$SIRE_HOME/artifacts` when unset."""
+    url = config.artifacts_url or str(config.home / "artifacts")
+    return Artifacts(open_artifacts(url), config.artifact_threshold)
 
 
 async def resolve_execution(artifacts: Artifacts, execution: Execution) -> Execution:

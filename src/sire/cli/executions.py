@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from sire.artifacts import Artifacts, configured, resolve_execution
+from sire.artifacts import configured, resolve_execution
 from sire.cli.common import (
     DbOption,
     JsonFlag,
@@ -66,9 +66,7 @@ def show(
     from sire.model.durations import format_duration
 
     async def use(store: Store, config: Config) -> Execution:
-        return await resolve_execution(
-            artifacts_of(config), await store.get_execution(execution_id)
-        )
+        return await resolve_execution(configured(config), await store.get_execution(execution_id))
 
     execution = with_store(db, use)
     if as_json:
@@ -255,7 +253,7 @@ def prune(
         )
 
     async def use(store: Store, config: Config) -> tuple[list[str], int]:
-        artifacts = artifacts_of(config).store
+        artifacts = configured(config).store
         now = time.time()
         pruned: list[str] = []
         removed = 0
@@ -274,10 +272,6 @@ def prune(
         return
     noun = "execution" if len(pruned) == 1 else "executions"
     print(f"pruned {len(pruned)} {noun} ({removed} artifacts)")
-
-
-def artifacts_of(config: Config) -> Artifacts:
-    return configured(config.artifacts_url, config.artifact_threshold, config.home)
 
 
 @execution_app.command("logs")

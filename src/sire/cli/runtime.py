@@ -136,7 +136,7 @@ def new_engine(
         gate=gate,
         max_payload_bytes=config.max_payload_bytes,
         tracer=tracing.tracer(),
-        artifacts=configured(config.artifacts_url, config.artifact_threshold, config.home),
+        artifacts=configured(config),
     )
 
 

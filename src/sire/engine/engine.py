@@ -957,16 +957,9 @@ class _Run:
         execution.outputs = outputs if outputs is not None else execution.outputs
         execution.error = error
         execution.updated_at = self.clock.time()
-        if data:
-            await self.store.update_execution(
-                self.lease, status, outputs=stored, error=error, data=data
-            )
-        elif release:
-            await self.store.update_execution(
-                self.lease, status, outputs=stored, error=error, release=True
-            )
-        else:
-            await self.store.update_execution(self.lease, status, outputs=stored, error=error)
+        await self.store.update_execution(
+            self.lease, status, outputs=stored, error=error, data=data, release=release
+        )
         self.observer.execution_changed(execution)
 
     def render_outputs(self) -> dict[str, Any]:

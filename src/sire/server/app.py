@@ -80,7 +80,7 @@ class Api:
         from sire.artifacts import configured
 
         #: where large outputs are read from (the download route)
-        self.artifacts = configured(config.artifacts_url, config.artifact_threshold, config.home)
+        self.artifacts = configured(config)
         from sire.observability.metrics import Metrics
 
         #: what `/metrics` shows: the in-process agent's engine counts into it
